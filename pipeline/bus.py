@@ -1,0 +1,69 @@
+"""ZeroMQ sockets set up the one way every stage needs them.
+
+Publishers bind and subscribers connect, so stages may start in any order, restart, or move to
+another host: ZeroMQ reconnects by itself. Frame sockets keep tiny queues (a viewer wants the
+newest frame, not a backlog of stale ones); event sockets keep long ones, because an event is
+small and losing a ``motion_end`` costs a recording. Linger is 0 everywhere, so a stopping stage
+never waits on a peer that is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+import zmq
+
+from pipeline.protocol import Event, Frame, ProtocolError, decode
+
+FRAME_HWM = 2
+EVENT_HWM = 1000
+
+
+def publisher(ctx: zmq.Context, endpoints: Iterable[str], hwm: int) -> zmq.Socket:
+    """A PUB socket bound to every endpoint."""
+    sock = ctx.socket(zmq.PUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    for endpoint in endpoints:
+        sock.bind(endpoint)
+    return sock
+
+
+def subscriber(ctx: zmq.Context, endpoints: Iterable[str], topics: Iterable[bytes], hwm: int) -> zmq.Socket:
+    """A SUB socket connected to every endpoint and subscribed to every topic prefix."""
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    for topic in topics:
+        sock.setsockopt(zmq.SUBSCRIBE, topic)
+    for endpoint in endpoints:
+        sock.connect(endpoint)
+    return sock
+
+
+def decode_or_log(parts: Sequence[bytes], log: logging.Logger) -> Frame | Event | None:
+    """Decode a message; a malformed one is logged and skipped rather than crashing the stage."""
+    try:
+        return decode(parts)
+    except ProtocolError as exc:
+        log.warning("skipping malformed message (%d parts): %s", len(parts), exc)
+        return None
+
+
+def receive(sock: zmq.Socket, timeout_ms: int, log: logging.Logger) -> list[Frame | Event]:
+    """Wait up to ``timeout_ms`` for a message, then take everything already queued, in order.
+
+    Returning after a timeout with nothing lets a stage's loop notice a stop request.
+    """
+    messages: list[Frame | Event] = []
+    if not sock.poll(timeout_ms):
+        return messages
+    while True:
+        try:
+            parts = sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return messages
+        message = decode_or_log(parts, log)
+        if message is not None:
+            messages.append(message)

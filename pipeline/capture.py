@@ -1,0 +1,94 @@
+"""Capture stage: reads pictures from one camera, encodes them as JPEG and publishes them.
+
+One process per camera. It binds the frames PUB socket, so every consumer connects to it and
+may come and go; when it restarts, its ``seq`` starts again from 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import cv2
+import zmq
+
+from pipeline import bus, config
+from pipeline.pacing import Pacer
+from pipeline.protocol import Frame
+from pipeline.sources import EndOfStream, FrameSource, Grab, open_source
+from pipeline.stage import setup_logging, stop_event
+
+OPTIONS = ("camera", "source", "fps", "width", "height", "quality", "loop", "seed", "frames", "log_level")
+
+log = logging.getLogger("camserver.capture")
+
+
+class FrameEncoder:
+    """Turns grabbed pictures into numbered JPEG frames of the configured size."""
+
+    def __init__(self, cfg: config.Config, demo: bool) -> None:
+        self._camera, self._demo = cfg.camera, demo
+        self._size = (cfg.width, cfg.height)
+        self._params = [cv2.IMWRITE_JPEG_QUALITY, cfg.quality]
+        self._seq = 0
+        self._warned_size = False
+
+    def encode(self, grab: Grab) -> Frame:
+        image = grab.image
+        height, width = image.shape[:2]
+        if (width, height) != self._size:
+            if not self._warned_size:
+                log.info("source gives %dx%d; scaling to %dx%d", width, height, *self._size)
+                self._warned_size = True
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        ok, jpeg = cv2.imencode(".jpg", image, self._params)
+        if not ok:
+            raise RuntimeError("JPEG encoding failed")
+        frame = Frame(self._camera, self._seq, grab.ts, self._size[0], self._size[1], self._demo, jpeg.tobytes())
+        self._seq += 1
+        return frame
+
+
+def run(cfg: config.Config, stop: threading.Event) -> int:
+    try:
+        source: FrameSource = open_source(cfg)
+    except OSError as exc:
+        log.error("%s", exc)
+        return 1
+    fps = cfg.fps or source.native_fps or config.DEFAULT_FPS
+    ctx = zmq.Context()
+    try:
+        pub = bus.publisher(ctx, cfg.frames, bus.FRAME_HWM)
+    except zmq.ZMQError as exc:
+        log.error("cannot bind frames endpoint %s: %s", ",".join(cfg.frames), exc)
+        source.close()
+        ctx.term()
+        return 1
+    log.info("camera %s: %s at %g fps, %dx%d, publishing on %s",
+             cfg.camera, source.description, fps, cfg.width, cfg.height, ",".join(cfg.frames))
+    encoder = FrameEncoder(cfg, source.demo)
+    pacer = Pacer(fps)
+    try:
+        while not stop.wait(pacer.delay()):
+            try:
+                grab = source.read()
+            except EndOfStream:
+                log.info("end of %s", source.description)
+                break
+            if grab is not None:
+                pub.send_multipart(encoder.encode(grab).encode())
+    finally:
+        source.close()
+        pub.close()
+        ctx.term()
+    return 0
+
+
+def main() -> None:
+    cfg = config.load_or_exit("capture", OPTIONS, __doc__.splitlines()[0])
+    setup_logging("capture", cfg.log_level)
+    raise SystemExit(run(cfg, stop_event()))
+
+
+if __name__ == "__main__":
+    main()

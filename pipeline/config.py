@@ -1,0 +1,238 @@
+"""Configuration of every stage, in one place: CLI flags, each mirrored by a CAMSERVER_* variable.
+
+A flag wins over the environment, which wins over the default. The environment form exists so that
+one ``.env`` file (read by honcho) or one ``environment=`` line (supervisord) configures the whole
+pipeline, while a flag still overrides it for one stage. Every value is checked before a stage
+opens a socket or a camera, and a bad one stops start-up with a single line naming the flag or
+variable it came from and the value, instead of a traceback from deep inside OpenCV or ZeroMQ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from pipeline.protocol import ProtocolError, check_camera_id
+
+ENV_PREFIX = "CAMSERVER_"
+DEFAULT_FPS = 10.0
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the option and the value."""
+
+
+class Source(NamedTuple):
+    """Where capture reads frames from; ``kind`` is one of auto, demo, webcam, file, url."""
+
+    kind: str
+    target: str | int | None = None
+
+
+AUTO = Source("auto")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every option of every stage; a stage reads only those it declares."""
+
+    camera: str = "cam0"
+    source: Source = AUTO
+    fps: float | None = None
+    width: int = 640
+    height: int = 480
+    quality: int = 80
+    loop: bool = False
+    seed: int = 0
+    frames: tuple[str, ...] = ("tcp://127.0.0.1:5555",)
+    events: tuple[str, ...] = ("tcp://127.0.0.1:5556",)
+    host: str = "127.0.0.1"
+    port: int = 8100
+    log_level: str = "INFO"
+
+    @property
+    def fps_or_default(self) -> float:
+        return DEFAULT_FPS if self.fps is None else self.fps
+
+
+def parse_source(text: str) -> Source:
+    """``auto``, ``demo``, a webcam index, an rtsp/http(s) URL or an existing video file."""
+    text = text.strip()
+    if text in ("auto", "demo"):
+        return Source(text)
+    if text.isdigit():
+        return Source("webcam", int(text))
+    if re.match(r"(rtsps?|https?)://.+", text, re.IGNORECASE):
+        return Source("url", text)
+    if "://" in text:
+        raise ValueError("URLs must be rtsp://, rtsps://, http:// or https://")
+    if not Path(text).is_file():
+        raise ValueError("no such video file (expected auto, demo, a webcam index, a URL or a file)")
+    return Source("file", text)
+
+
+def parse_endpoints(text: str) -> tuple[str, ...]:
+    """Comma-separated ZeroMQ endpoints, so one subscriber can listen to several cameras."""
+    endpoints = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not endpoints:
+        raise ValueError("expected at least one endpoint such as tcp://127.0.0.1:5555")
+    for endpoint in endpoints:
+        tcp = re.fullmatch(r"tcp://(\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d+)", endpoint)
+        if tcp and 1 <= int(tcp.group(2)) <= 65535:
+            continue
+        if re.fullmatch(r"ipc://.+", endpoint):
+            continue
+        raise ValueError(f"{endpoint!r} is not tcp://HOST:PORT (port 1-65535) or ipc://PATH")
+    return endpoints
+
+
+def _number(kind: Callable[[str], Any], low: float, high: float, even: bool = False) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"expected a{'n integer' if kind is int else ' number'}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        if even and value % 2:
+            raise ValueError("must be even (video encoders need even sizes)")
+        return value
+
+    return parse
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true/false, yes/no, on/off or 1/0")
+
+
+def _camera(text: str) -> str:
+    try:
+        return check_camera_id(text)
+    except ProtocolError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _host(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration option: its flag is ``--name`` and its variable CAMSERVER_NAME."""
+
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    default_text: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+OPTIONS: dict[str, Option] = {
+    option.name: option
+    for option in (
+        Option("camera", _camera, "camera id, used in topics, file names and URLs", "cam0"),
+        Option("source", parse_source, "auto, demo, a webcam index (0), a video file or an rtsp/http(s) URL", "auto"),
+        Option("fps", _number(float, 0.1, 120), "frames per second to publish", "10; video files: their own rate"),
+        Option("width", _number(int, 16, 7680, even=True), "frame width in pixels", "640"),
+        Option("height", _number(int, 16, 4320, even=True), "frame height in pixels", "480"),
+        Option("quality", _number(int, 1, 100), "JPEG quality", "80"),
+        Option("loop", _bool, "play a video file again from the start when it ends", "false"),
+        Option("seed", _number(int, 0, 2**31 - 1), "seed of the demo scene, for repeatable tests", "0"),
+        Option("frames", parse_endpoints, "ZeroMQ endpoint(s) of frames: capture binds, others connect",
+               "tcp://127.0.0.1:5555"),
+        Option("events", parse_endpoints, "ZeroMQ endpoint(s) of events: the detector binds, others connect",
+               "tcp://127.0.0.1:5556"),
+        Option("host", _host, "address the web server listens on (0.0.0.0 for every interface)", "127.0.0.1"),
+        Option("port", _number(int, 1, 65535), "port the web server listens on", "8100"),
+        Option("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR", "INFO"),
+    )
+}
+
+
+def load(
+    stage: str,
+    names: Sequence[str],
+    description: str,
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build a stage's Config from its flags and the environment, or raise ConfigError."""
+    environ = os.environ if environ is None else environ
+    parser = _parser(stage, names, description)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    values: dict[str, Any] = {}
+    for name in names:
+        option = OPTIONS[name]
+        raw, origin = getattr(args, name), option.flag
+        if name == "port" and getattr(args, "port_positional", None) is not None:
+            if raw is not None:
+                raise ConfigError("give the port once: either as the positional argument or as --port")
+            raw = args.port_positional
+        if raw is None and option.env in environ:
+            raw, origin = environ[option.env], option.env
+        if raw is None:
+            continue
+        if isinstance(raw, bool):
+            values[name] = raw
+            continue
+        try:
+            values[name] = option.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"invalid {origin} value {raw!r}: {exc}") from None
+    return replace(Config(), **values)
+
+
+def load_or_exit(stage: str, names: Sequence[str], description: str) -> Config:
+    """The stages' entry point: a bad value prints one line and exits with status 2, like argparse."""
+    try:
+        return load(stage, names, description)
+    except ConfigError as exc:
+        print(f"pipeline.{stage}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _parser(stage: str, names: Sequence[str], description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m pipeline.{stage}",
+        description=description,
+        epilog="Every option can also be set with the environment variable shown; a flag wins over it.",
+    )
+    for name in names:
+        option = OPTIONS[name]
+        text = f"{option.help} (default: {option.default_text}; env {option.env})"
+        if option.parse is _bool:
+            parser.add_argument(option.flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help=text)
+        else:
+            parser.add_argument(option.flag, dest=name, default=None, metavar=name.upper(), help=text)
+    if "port" in names:
+        parser.add_argument("port_positional", nargs="?", default=None, metavar="PORT",
+                            help="the same as --port, kept for the original `gateway 8000` form")
+    return parser

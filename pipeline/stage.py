@@ -1,0 +1,86 @@
+"""What every stage process shares: logging set-up and stopping cleanly on a signal.
+
+SIGTERM (supervisord, systemd, honcho), SIGINT (Ctrl-C) and SIGQUIT (honcho's supervisord export)
+all ask for the same orderly stop, so every stage exits 0 whichever manager runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import zmq
+
+from pipeline.bus import receive
+from pipeline.protocol import Event, Frame
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+POLL_MS = 200
+
+
+def setup_logging(stage: str, level: str) -> logging.Logger:
+    logging.basicConfig(
+        level=level,
+        format=f"%(asctime)s {stage} %(levelname)s %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+    return logging.getLogger(f"camserver.{stage}")
+
+
+def stop_event() -> threading.Event:
+    """An Event set by any stop signal, for stages whose loop polls with a timeout."""
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: object) -> None:
+        logging.getLogger("camserver").info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handle)
+    return stop
+
+
+def async_stop_event() -> asyncio.Event:
+    """The asyncio twin of stop_event, for stages running an event loop; call it inside the loop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def handle(signum: int) -> None:
+        logging.getLogger("camserver").info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, handle, signum)
+    return stop
+
+
+def consume(
+    sock: zmq.Socket,
+    stop: threading.Event,
+    handle: Callable[[Frame | Event], None],
+    log: logging.Logger,
+) -> None:
+    """The loop of a subscribing stage: hand every decoded message to ``handle`` until stopped."""
+    while not stop.is_set():
+        for message in receive(sock, POLL_MS, log):
+            handle(message)
+
+
+class Tally:
+    """Counts messages per camera and kind and logs the counts now and then: a sign of life."""
+
+    def __init__(self, log: logging.Logger, every_s: float = 60.0) -> None:
+        self._log, self._every = log, every_s
+        self._counts: dict[str, int] = {}
+        self._last = time.monotonic()
+
+    def __call__(self, message: Frame | Event) -> None:
+        key = f"{message.camera} {'frames' if isinstance(message, Frame) else 'events'}"
+        self._counts[key] = self._counts.get(key, 0) + 1
+        if time.monotonic() - self._last >= self._every:
+            self._log.info("received: %s", ", ".join(f"{key} {n}" for key, n in sorted(self._counts.items())))
+            self._last = time.monotonic()

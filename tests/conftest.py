@@ -1,0 +1,100 @@
+"""Fixtures for tests that run the real stages as processes on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """The test's environment without any CAMSERVER_* of the developer's shell, plus overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMSERVER_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class Stage:
+    """A stage running as its own process, its output going to a file the test can read."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+@dataclass
+class Ports:
+    frames: str
+    events: str
+    http: int
+
+    def env(self) -> dict[str, str]:
+        return {"CAMSERVER_FRAMES": self.frames, "CAMSERVER_EVENTS": self.events, "CAMSERVER_PORT": str(self.http)}
+
+
+@pytest.fixture
+def ports() -> Ports:
+    return Ports(f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port())
+
+
+@pytest.fixture
+def start_stage(tmp_path: Path, ports: Ports) -> Iterator[Callable[..., Stage]]:
+    """Start ``python -m pipeline.<name> [args]`` wired to this test's ports; all are reaped after."""
+    started: list[Stage] = []
+
+    def start(name: str, *args: str, **env: str) -> Stage:
+        log_path = tmp_path / f"{name}-{len(started)}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"pipeline.{name}", *args],
+                cwd=REPO,
+                env=clean_env(**ports.env(), **env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        stage = Stage(name, proc, log_path)
+        started.append(stage)
+        return stage
+
+    yield start
+    for stage in started:
+        if stage.proc.poll() is None:
+            stage.proc.kill()
+        stage.proc.wait(5)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
+    """Poll until ``predicate`` returns something truthy; fail the test naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")

@@ -1,0 +1,100 @@
+"""Configuration: flags beat the environment, which beats defaults; bad values are named."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Config, ConfigError, Source, load
+from tests.conftest import REPO, clean_env
+
+ALL = ("camera", "source", "fps", "width", "height", "quality", "loop", "seed", "frames", "events", "host",
+       "port", "log_level")
+
+
+def test_defaults() -> None:
+    cfg = load("test", ALL, "", argv=[], environ={})
+    assert cfg == Config()
+    assert cfg.source == Source("auto")
+    assert cfg.fps is None and cfg.fps_or_default == 10
+    assert (cfg.width, cfg.height, cfg.quality, cfg.port) == (640, 480, 80, 8100)
+    assert cfg.frames == ("tcp://127.0.0.1:5555",) and cfg.events == ("tcp://127.0.0.1:5556",)
+
+
+def test_environment_then_flags() -> None:
+    env = {"CAMSERVER_FPS": "25", "CAMSERVER_PORT": "9000", "CAMSERVER_CAMERA": "garden", "CAMSERVER_LOOP": "yes"}
+    cfg = load("test", ALL, "", argv=["--fps", "5"], environ=env)
+    assert cfg.fps == 5.0
+    assert cfg.port == 9000
+    assert cfg.camera == "garden"
+    assert cfg.loop is True
+    assert load("test", ALL, "", argv=["--no-loop"], environ=env).loop is False
+
+
+def test_gateway_positional_port() -> None:
+    assert load("gateway", ("port",), "", argv=["8000"], environ={}).port == 8000
+    assert load("gateway", ("port",), "", argv=["8000"], environ={"CAMSERVER_PORT": "9000"}).port == 8000
+    with pytest.raises(ConfigError, match="give the port once"):
+        load("gateway", ("port",), "", argv=["8000", "--port", "8001"], environ={})
+
+
+def test_sources(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    parse = lambda text: load("t", ("source",), "", argv=["--source", text], environ={}).source  # noqa: E731
+    assert parse("demo") == Source("demo")
+    assert parse("0") == Source("webcam", 0)
+    assert parse("rtsp://cam.local/stream") == Source("url", "rtsp://cam.local/stream")
+    assert parse("http://other:8100/stream.mjpg") == Source("url", "http://other:8100/stream.mjpg")
+    assert parse(str(video)) == Source("file", str(video))
+
+
+def test_several_endpoints() -> None:
+    cfg = load("t", ("frames",), "", argv=["--frames", "tcp://127.0.0.1:5555, ipc:///tmp/cam1"], environ={})
+    assert cfg.frames == ("tcp://127.0.0.1:5555", "ipc:///tmp/cam1")
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--fps", "fast"], {}, "invalid --fps value 'fast': expected a number"),
+        ([], {"CAMSERVER_FPS": "0"}, "invalid CAMSERVER_FPS value '0': must be between 0.1 and 120"),
+        (["--width", "641"], {}, "invalid --width value '641': must be even"),
+        (["--quality", "101"], {}, "invalid --quality value '101'"),
+        (["--port", "70000"], {}, "invalid --port value '70000'"),
+        ([], {"CAMSERVER_PORT": "http"}, "invalid CAMSERVER_PORT value 'http': expected an integer"),
+        (["--camera", "front door"], {}, "invalid --camera value 'front door': bad camera id"),
+        (["--frames", "localhost:5555"], {}, "invalid --frames value 'localhost:5555'"),
+        (["--events", "tcp://127.0.0.1"], {}, "invalid --events value 'tcp://127.0.0.1'"),
+        (["--source", "/no/such/file.mp4"], {}, "invalid --source value '/no/such/file.mp4': no such video file"),
+        (["--source", "ftp://x/y"], {}, "invalid --source value 'ftp://x/y': URLs must be"),
+        ([], {"CAMSERVER_LOOP": "maybe"}, "invalid CAMSERVER_LOOP value 'maybe'"),
+        (["--log-level", "loud"], {}, "invalid --log-level value 'loud'"),
+    ],
+)
+def test_bad_values_name_the_option_and_value(argv: list[str], env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load("test", ALL, "", argv=argv, environ=env)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("stage", ["capture", "detector", "recorder", "gateway", "logger"])
+def test_bad_value_stops_stage_with_one_line(stage: str) -> None:
+    result = subprocess.run([sys.executable, "-m", f"pipeline.{stage}"], cwd=REPO, capture_output=True, text=True,
+                            env=clean_env(CAMSERVER_FRAMES="nonsense", CAMSERVER_EVENTS="nonsense"), timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "CAMSERVER_" in lines[0] and "'nonsense'" in lines[0]
+
+
+@pytest.mark.parametrize("stage", ["capture", "detector", "recorder", "gateway", "logger"])
+def test_help_lists_options_with_defaults_and_variables(stage: str) -> None:
+    result = subprocess.run([sys.executable, "-m", f"pipeline.{stage}", "--help"], cwd=REPO, capture_output=True,
+                            text=True, env=clean_env(), timeout=30)
+    assert result.returncode == 0
+    assert "--log-level" in result.stdout and "CAMSERVER_LOG_LEVEL" in result.stdout
+    assert "default: INFO" in result.stdout

@@ -1,0 +1,154 @@
+"""End to end, as processes: demo capture → ZeroMQ → gateway → WebSocket, snapshot and MJPEG clients."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import signal
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import tornado.websocket
+
+from tests.conftest import Ports, Stage, wait_for
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "not a decodable JPEG"
+    return image
+
+
+class LiveClient:
+    """A WebSocket client of /webcam that pairs each frame description with its JPEG."""
+
+    def __init__(self, conn: tornado.websocket.WebSocketClientConnection) -> None:
+        self.conn = conn
+        self.statuses: list[dict] = []
+
+    @classmethod
+    async def connect(cls, port: int) -> LiveClient:
+        return cls(await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/webcam"))
+
+    async def next_frame(self, timeout: float = 10.0) -> tuple[dict, bytes]:
+        meta: dict | None = None
+        while True:
+            message = await asyncio.wait_for(self.conn.read_message(), timeout)
+            assert message is not None, "the gateway closed the WebSocket"
+            if isinstance(message, bytes):
+                assert meta is not None, "a binary frame arrived without its description"
+                return meta, message
+            parsed = json.loads(message)
+            if parsed["type"] == "frame":
+                meta = parsed
+            elif parsed["type"] == "status":
+                self.statuses.append(parsed)
+
+
+def http_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    return response.status, dict(response.getheaders()), response.read()
+
+
+def gateway_up(port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return http_get(port, "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    return check
+
+
+def mjpeg_parts(port: int, count: int) -> list[bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/stream.mjpg")
+    response = conn.getresponse()
+    content_type = response.getheader("Content-Type")
+    assert content_type.startswith("multipart/x-mixed-replace; boundary=")
+    boundary = b"--" + content_type.split("boundary=")[1].encode()
+    parts: list[bytes] = []
+    while len(parts) < count:
+        assert response.readline().rstrip() == boundary
+        headers = {}
+        while (line := response.readline().rstrip()) != b"":
+            key, value = line.decode().split(":", 1)
+            headers[key.lower()] = value.strip()
+        assert headers["content-type"] == "image/jpeg"
+        parts.append(response.read(int(headers["content-length"])))
+        assert response.readline() == b"\r\n"
+    conn.close()
+    return parts
+
+
+def test_live_view_end_to_end(start_stage: Callable[..., Stage], ports: Ports) -> None:
+    gateway = start_stage("gateway")
+    capture = start_stage("capture", "--source", "demo", "--fps", "15")
+    wait_for(gateway_up(ports.http), 15, "the gateway to serve frames")
+
+    async def scenario() -> Stage:
+        client = await LiveClient.connect(ports.http)
+        frames = [await client.next_frame() for _ in range(20)]
+        seqs = [meta["seq"] for meta, _ in frames]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 20, seqs
+        for meta, jpeg in frames:
+            assert decode_jpeg(jpeg).shape == (480, 640, 3)
+            assert (meta["w"], meta["h"], meta["camera"], meta["demo"]) == (640, 480, "cam0", True)
+        assert client.statuses and client.statuses[0]["camera"] == "cam0"
+
+        status, headers, body = await asyncio.to_thread(http_get, ports.http, "/snapshot.jpg")
+        assert status == 200 and headers["Content-Type"] == "image/jpeg"
+        assert decode_jpeg(body).shape == (480, 640, 3)
+        parts = await asyncio.to_thread(mjpeg_parts, ports.http, 5)
+        assert all(decode_jpeg(part).shape == (480, 640, 3) for part in parts)
+
+        capture.proc.send_signal(signal.SIGKILL)
+        capture.proc.wait(5)
+        await asyncio.sleep(1.0)
+        restarted = start_stage("capture", "--source", "demo", "--fps", "15")
+        deadline = time.monotonic() + 20
+        while True:
+            meta, jpeg = await client.next_frame(timeout=20)
+            if meta["seq"] < seqs[-1]:
+                break
+            assert time.monotonic() < deadline, "no frame from the restarted capture"
+        assert decode_jpeg(jpeg).shape == (480, 640, 3)
+        after = [(await client.next_frame())[0]["seq"] for _ in range(5)]
+        assert after == sorted(after)
+        client.conn.close()
+        return restarted
+
+    restarted = asyncio.run(scenario())
+    for stage in (restarted, gateway):
+        started = time.monotonic()
+        assert stage.stop(signal.SIGTERM) == 0, stage.output()
+        assert time.monotonic() - started < 2.0
+
+
+def test_health_reports_stale_camera(start_stage: Callable[..., Stage], ports: Ports) -> None:
+    gateway = start_stage("gateway")
+    wait_for(lambda: _status(ports.http, "/healthz") == 503, 15, "the gateway to answer 503 with no camera")
+    status, _, body = http_get(ports.http, "/snapshot.jpg")
+    assert status == 503 and "error" in json.loads(body)
+    capture = start_stage("capture", "--source", "demo")
+    wait_for(gateway_up(ports.http), 15, "healthz to turn 200")
+    status, _, body = http_get(ports.http, "/healthz")
+    cam = json.loads(body)["cameras"]["cam0"]
+    assert cam["frame_age"] < 1.0 and cam["demo"] is True and cam["event_age"] is None
+    assert capture.stop() == 0
+    started = time.monotonic()
+    wait_for(lambda: _status(ports.http, "/healthz") == 503, 10, "healthz to turn 503 once frames stop")
+    assert time.monotonic() - started > 4.0, "healthz turned stale before 5 s without frames"
+    assert gateway.stop() == 0
+
+
+def _status(port: int, path: str) -> int | None:
+    try:
+        return http_get(port, path)[0]
+    except OSError:
+        return None
