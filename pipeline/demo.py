@@ -31,6 +31,7 @@ _NOISE_SIGMA = 2.2
 _GAIT_PHASES = 12
 _PERSON_HEIGHT = 0.22
 _SUPERSAMPLE = 4
+_FEET_IN_CANVAS = 1.05  # height of the soles in a pose canvas, in person heights; leaves headroom for the bob
 _MASK64 = (1 << 64) - 1
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _CLOCK_SAMPLE = "0000-00-00 00:00:00"
@@ -85,15 +86,13 @@ class DemoScene:
         self.height = height
         self.seed = seed
         rng = np.random.default_rng(seed)
-        self._window_left = bool(rng.integers(2))
-        self._background = _build_background(width, height, rng, self._window_left)
+        window_left = bool(rng.integers(2))
+        self._background = _build_background(width, height, rng, window_left)
         self._noise_bank = _build_noise_bank(width, height, rng)
         self._person_height = _PERSON_HEIGHT * height
         self._canvas_width = round(0.7 * self._person_height)
-        self._canvas_height = round(1.06 * self._person_height)
-        self._sprites = _build_sprites(
-            self._person_height, self._canvas_width, self._canvas_height, rng, self._window_left
-        )
+        canvas_height = round((_FEET_IN_CANVAS + 0.1) * self._person_height)
+        self._sprites = _build_sprites(self._person_height, self._canvas_width, canvas_height, rng, window_left)
         self._layout_text()
 
     def _layout_text(self) -> None:
@@ -146,12 +145,10 @@ class DemoScene:
         placement = self._placement(t)
         if placement is None:
             return None
-        sprite, x, y = placement
-        sprite_h, sprite_w = sprite.inverse_alpha.shape[:2]
-        x0, y0 = max(x, 0), max(y, 0)
-        x1, y1 = min(x + sprite_w, self.width), min(y + sprite_h, self.height)
-        if x0 >= x1 or y0 >= y1:
+        rect = self._visible_rect(*placement)
+        if rect is None:
             return None
+        x0, y0, x1, y1 = rect
         return x0, y0, x1 - x0, y1 - y0
 
     def _placement(self, t: float) -> tuple[_Sprite, int, int] | None:
@@ -177,20 +174,28 @@ class DemoScene:
         slant = (_unit(self.seed, cycle, 2) - 0.5) * 0.12
         wave = 0.015 * math.sin(2 * math.pi * (progress + _unit(self.seed, cycle, 3)))
         ground = (0.86 + depth + slant * (progress - 0.5) + wave) * self.height
-        canvas_y = ground - self._person_height
+        canvas_y = ground - _FEET_IN_CANVAS * self._person_height
         # Step with the distance walked rather than with time, so the feet do
         # not slide whatever the frame size.
         gait = travel / (0.9 * self._person_height)
         sprite = self._sprites[leftward][int(gait * _GAIT_PHASES) % _GAIT_PHASES]
         return sprite, round(canvas_x) + sprite.dx, round(canvas_y) + sprite.dy
 
-    def _paste(self, frame: np.ndarray, sprite: _Sprite, x: int, y: int) -> None:
-        """Alpha-blend a sprite into frame in place, clipped to the frame."""
+    def _visible_rect(self, sprite: _Sprite, x: int, y: int) -> tuple[int, int, int, int] | None:
+        """Corners (x0, y0, x1, y1) of the part of a sprite at (x, y) that lies inside the frame."""
         sprite_h, sprite_w = sprite.inverse_alpha.shape[:2]
         x0, y0 = max(x, 0), max(y, 0)
         x1, y1 = min(x + sprite_w, self.width), min(y + sprite_h, self.height)
         if x0 >= x1 or y0 >= y1:
+            return None
+        return x0, y0, x1, y1
+
+    def _paste(self, frame: np.ndarray, sprite: _Sprite, x: int, y: int) -> None:
+        """Alpha-blend a sprite into frame in place, clipped to the frame."""
+        rect = self._visible_rect(sprite, x, y)
+        if rect is None:
             return
+        x0, y0, x1, y1 = rect
         rows, cols = slice(y0 - y, y1 - y), slice(x0 - x, x1 - x)
         region = frame[y0:y1, x0:x1]
         blended = region * sprite.inverse_alpha[rows, cols] + sprite.premultiplied[rows, cols]
@@ -403,9 +408,10 @@ def _draw_pose(
     legs = [leg(0.0), leg(math.pi)]
     arms = [arm(0.0), arm(math.pi)]
     shoe_w = 0.045 * unit
-    # Drop the body so the lower foot stands on the ground line at 1.0 * height:
-    # this is what makes the walker bob up and down naturally.
-    lift = unit - max(p[3][1] for p in legs) - shoe_w / 2
+    # Move the body so the lower foot stands on the ground line: this is what
+    # makes the walker bob up and down naturally.
+    ground = _FEET_IN_CANVAS * unit
+    lift = ground - max(p[3][1] for p in legs) - shoe_w / 2
 
     def pt(p: tuple[float, float]) -> tuple[int, int]:
         return round(p[0]), round(p[1] + lift)
@@ -427,7 +433,7 @@ def _draw_pose(
         paint(lambda im, c: cv2.line(im, elbow, hand, c, round(0.045 * unit)), colours["shirt"], darken)
         paint(lambda im, c: cv2.circle(im, hand, round(0.028 * unit), c, -1), colours["skin"], darken)
 
-    cv2.ellipse(shadow, (round(cx), round(unit)), (round(0.17 * unit), round(0.022 * unit)), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(shadow, (round(cx), round(ground)), (round(0.17 * unit), round(0.022 * unit)), 0, 0, 360, 1.0, -1)
     # Far-side limbs first and darker, so the figure reads as three-dimensional.
     paint_arm(arms[1], 0.7)
     paint_leg(legs[1], 0.7)

@@ -175,10 +175,9 @@ def _frame_message(frame: Frame) -> str:
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """Failed requests are worth a line at the default level; a health check every few seconds is not."""
-    status = handler.get_status()
-    level = logging.WARNING if status >= 400 else logging.DEBUG
-    log.log(level, "%d %s %.1f ms", status, handler._request_summary(), 1000 * handler.request.request_time())
+    """Requests at DEBUG: a health check every few seconds is noise, and failures log themselves."""
+    log.debug("%d %s %.1f ms", handler.get_status(), handler._request_summary(),
+              1000 * handler.request.request_time())
 
 
 def make_app(hub: Hub) -> tornado.web.Application:
