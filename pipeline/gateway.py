@@ -193,7 +193,7 @@ def make_app(hub: Hub) -> tornado.web.Application:
         static_path=WEB_DIR,
         log_function=log_request,
         websocket_ping_interval=10,
-        websocket_ping_timeout=30,
+        websocket_ping_timeout=10,
     )
 
 

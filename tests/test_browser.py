@@ -6,7 +6,6 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from selenium import webdriver
@@ -53,7 +52,8 @@ def test_live_page_shows_frames_and_recovers_from_gateway_restart(
     wait_for(lambda: page_state(browser).get("frames", 0) >= 10, 20, "the page to show 10 frames")
     state = page_state(browser)
     assert state["state"] == "live" and state["demo"] is True and state["camera"] == "cam0"
-    natural = browser.execute_script("const i = document.getElementById('live'); return [i.naturalWidth, i.naturalHeight]")
+    natural = browser.execute_script("const i = document.getElementById('live'); "
+                                     "return [i.naturalWidth, i.naturalHeight]")
     assert natural == [640, 480]
     assert browser.find_element("id", "demo-badge").is_displayed()
     first_seq = state["lastSeq"]
