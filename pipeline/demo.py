@@ -26,10 +26,11 @@ FIRST_ENTRY_SECONDS: float = 2.0
 CROSSING_SECONDS: float = 5.5
 """Time from entering at one side to having fully left at the other."""
 
-_NOISE_BANK_SIZE = 6
-_NOISE_SIGMA = 2.2
+_NOISE_IMAGES_PER_SIGN = 2
+_NOISE_SHIFTS = 16  # offsets, each way, at which a frame-sized window can be cut from a noise image
+_NOISE_SIGMA = 2.2  # grey levels per channel, like a decent webcam in daylight
 _GAIT_PHASES = 12
-_PERSON_HEIGHT = 0.22
+_PERSON_HEIGHT = 0.22  # fraction of the frame height
 _SUPERSAMPLE = 4
 _FEET_IN_CANVAS = 1.05  # height of the soles in a pose canvas, in person heights; leaves headroom for the bob
 _MASK64 = (1 << 64) - 1
@@ -77,7 +78,7 @@ class DemoScene:
     """Deterministic synthetic camera picture of a room with a passer-by.
 
     Everything expensive (background, noise, sprites, text layout) is built
-    once here, so render() costs little more than two saturating adds, a
+    once, so render() costs little more than a copy, two saturating adds, a
     small blend and two lines of text.
     """
 
@@ -88,7 +89,8 @@ class DemoScene:
         rng = np.random.default_rng(seed)
         window_left = bool(rng.integers(2))
         self._background = _build_background(width, height, rng, window_left)
-        self._noise_bank = _build_noise_bank(width, height, rng)
+        self._noise_added = _build_noise_bank(width, height, rng)
+        self._noise_subtracted = _build_noise_bank(width, height, rng)
         self._person_height = _PERSON_HEIGHT * height
         self._canvas_width = round(0.7 * self._person_height)
         canvas_height = round((_FEET_IN_CANVAS + 0.1) * self._person_height)
@@ -103,13 +105,13 @@ class DemoScene:
         self._clock_scale = scale
         self._label_scale = 0.75 * scale
         self._thickness = max(1, round(1.5 * scale))
-        self._shadow = max(1, round(scale))
+        self._text_shadow = max(1, round(scale))
         margin = max(3, round(0.02 * self.height))
         (_, clock_h), _ = cv2.getTextSize(_CLOCK_SAMPLE, _FONT, scale, self._thickness)
         self._clock_origin = (margin, margin + clock_h)
         (label_w, _), label_base = cv2.getTextSize(_LABEL, _FONT, self._label_scale, self._thickness)
-        label_x = self.width - margin - label_w - self._shadow
-        self._label_origin = (label_x, self.height - margin - label_base - self._shadow)
+        label_x = self.width - margin - label_w - self._text_shadow
+        self._label_origin = (label_x, self.height - margin - label_base - self._text_shadow)
 
     def render(self, t: float, clock_ts: float) -> np.ndarray:
         """BGR uint8 array of shape (height, width, 3).
@@ -125,15 +127,29 @@ class DemoScene:
             self._paste(frame, sprite, x, y)
         # Noise goes on after the person (it is sensor noise) but before the
         # text, which a real camera overlays digitally.
-        key = _mix(self.seed, round(t * 1000))
-        first = key % _NOISE_BANK_SIZE
-        second = (first + 1 + (key // _NOISE_BANK_SIZE) % (_NOISE_BANK_SIZE - 1)) % _NOISE_BANK_SIZE
-        cv2.add(frame, self._noise_bank[first], dst=frame)
-        cv2.subtract(frame, self._noise_bank[second], dst=frame)
+        added, subtracted = self._noise(t)
+        cv2.add(frame, added, dst=frame)
+        cv2.subtract(frame, subtracted, dst=frame)
         clock = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(clock_ts))
         self._text(frame, clock, self._clock_origin, self._clock_scale)
         self._text(frame, _LABEL, self._label_origin, self._label_scale)
         return frame
+
+    def _noise(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """The noise to add and to subtract at time t: frame-sized windows into the banks.
+
+        Choosing an image and a shifted window from each bank gives about a
+        quarter of a million combinations, so frames practically never repeat
+        their noise, and slicing costs nothing.
+        """
+        key = _mix(self.seed, round(t * 1000))
+        windows = []
+        for bank in (self._noise_added, self._noise_subtracted):
+            key, index = divmod(key, len(bank))
+            key, dy = divmod(key, _NOISE_SHIFTS)
+            key, dx = divmod(key, _NOISE_SHIFTS)
+            windows.append(bank[index][dy : dy + self.height, dx : dx + self.width])
+        return windows[0], windows[1]
 
     def object_box(self, t: float) -> tuple[int, int, int, int] | None:
         """Ground truth: (x, y, w, h) of the moving object in pixels at time t, or None when it is out of frame.
@@ -209,18 +225,21 @@ class DemoScene:
         glyphs by their thickness and a thick outline drifts away from the text.
         """
         x, y = origin
-        shadow_origin = (x + self._shadow, y + self._shadow)
+        shadow_origin = (x + self._text_shadow, y + self._text_shadow)
         cv2.putText(frame, text, shadow_origin, _FONT, scale, (0, 0, 0), self._thickness, cv2.LINE_AA)
         cv2.putText(frame, text, origin, _FONT, scale, (255, 255, 255), self._thickness, cv2.LINE_AA)
 
 
 def _build_noise_bank(width: int, height: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Non-negative noise images; a frame adds one and subtracts another.
+    """Slightly oversized images of non-negative noise.
 
-    Storing half-normal magnitudes instead of signed noise lets plain
-    saturating uint8 add/subtract apply it, and pairing two different
-    images gives N*(N-1) distinct noise patterns from only N stored frames,
-    which matters at 1920x1080 (6 MB per image).
+    A frame adds a window of one bank and subtracts a window of a second
+    bank. Storing half-normal magnitudes instead of signed noise lets plain
+    saturating uint8 add/subtract apply it, and shifted windows give endless
+    variety from a few stored images, which matters at 1920x1080 (6 MB per
+    image). The banks are separate so that a window added in one frame is
+    never subtracted in the next, which would double the frame-to-frame
+    difference.
     """
     # The difference of two half-normals with scale s has std s*sqrt(2 - 4/pi).
     scale = _NOISE_SIGMA / math.sqrt(2 - 4 / math.pi)
@@ -229,7 +248,10 @@ def _build_noise_bank(width: int, height: int, rng: np.random.Generator) -> list
     grid = np.linspace(0, 6, 1201)
     cdf = np.array([math.erf(x / math.sqrt(2)) for x in grid])
     lut = np.round(scale * np.interp((np.arange(256) + 0.5) / 256, cdf, grid)).astype(np.uint8)
-    return [cv2.LUT(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), lut) for _ in range(_NOISE_BANK_SIZE)]
+    return [
+        cv2.LUT(rng.integers(0, 256, (height + _NOISE_SHIFTS - 1, width + _NOISE_SHIFTS - 1, 3), dtype=np.uint8), lut)
+        for _ in range(_NOISE_IMAGES_PER_SIGN)
+    ]
 
 
 def _build_background(width: int, height: int, rng: np.random.Generator, window_left: bool) -> np.ndarray:

@@ -9,8 +9,8 @@ from pipeline.demo import CYCLE_SECONDS, FIRST_ENTRY_SECONDS, DemoScene
 
 CLOCK = 1_763_950_000.0
 WIDTH, HEIGHT = 320, 240
-# Noise alone changes a pixel by a few grey levels; the person by far more.
-CHANGED = 40
+# Between two frames noise alone moves a pixel by a few grey levels (never more than 16 here).
+CHANGED = 20
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_frames_are_bgr_uint8_at_any_size(width: int, height: int) -> None:
     assert frame.shape == (height, width, 3)
     assert frame.dtype == np.uint8
     x, y, w, h = demo.object_box(4.5)
-    assert 0 <= x and x + w <= width and 0 <= y and y + h <= height
+    assert x >= 0 and y >= 0 and x + w <= width and y + h <= height
     assert height / 6 <= h <= height / 4
 
 
@@ -65,9 +65,11 @@ def test_object_box_matches_changed_pixels(scene: DemoScene) -> None:
         outside[y : y + h, x : x + w] = False
         assert not outside.any()
         rows, cols = np.nonzero(changed)
-        # The person's outline reaches (nearly) every side of the box.
-        assert rows.min() <= y + 2 and rows.max() >= y + h - 1 - 0.1 * h
-        assert cols.min() <= x + 2 and cols.max() >= x + w - 3
+        # The box is tight: what visibly changed spans (nearly) all of it. Faint
+        # edges (anti-aliasing, the contact shadow) may stay under the threshold.
+        assert rows.max() - rows.min() + 1 >= 0.8 * h
+        assert cols.max() - cols.min() + 1 >= 0.8 * w
+        assert changed[y : y + h, x : x + w].mean() > 0.15
 
 
 def test_still_period_changes_only_by_noise(scene: DemoScene) -> None:
