@@ -74,7 +74,7 @@ def start_stage(tmp_path: Path, ports: Ports) -> Iterator[Callable[..., Stage]]:
             proc = subprocess.Popen(
                 [sys.executable, "-m", f"pipeline.{name}", *args],
                 cwd=REPO,
-                env=clean_env(**ports.env(), **env),
+                env=clean_env(**{**ports.env(), **env}),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

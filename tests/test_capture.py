@@ -13,8 +13,9 @@ import zmq
 
 from pipeline import bus
 from pipeline.protocol import Frame, frame_topic
-from tests.conftest import Ports, Stage
-from tests.test_live import decode_jpeg
+from pipeline.sources import LiveSource
+from tests.conftest import Ports, Stage, free_port, wait_for
+from tests.test_live import decode_jpeg, gateway_up
 
 FILE_FPS = 25
 FILE_FRAMES = 40
@@ -83,3 +84,55 @@ def test_unreadable_file_fails_with_a_clear_message(start_stage: Callable[..., S
     capture = start_stage("capture", "--source", str(junk))
     assert capture.proc.wait(15) == 1
     assert "cannot open video file" in capture.output()
+
+
+class CountingCamera:
+    """Stands in for cv2.VideoCapture: a camera that makes frames faster than anyone reads them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        time.sleep(0.001)
+        self.count += 1
+        return True, np.full((4, 4, 3), self.count % 256, np.uint8)
+
+    def release(self) -> None:
+        pass
+
+
+def test_live_source_hands_out_the_newest_frame_not_a_queued_one() -> None:
+    camera = CountingCamera()
+    source = LiveSource(0, 4, 4, first=camera)  # type: ignore[arg-type]
+    try:
+        time.sleep(0.3)
+        grab = source.read()
+        assert grab is not None
+        made = camera.count
+        assert made > 50
+        assert abs(int(grab.image[0, 0, 0]) - made % 256) <= 2
+        assert source.read() is None or camera.count > made
+    finally:
+        source.close()
+
+
+def test_capture_relays_another_camservers_mjpeg_stream_and_reconnects(
+    start_stage: Callable[..., Stage], ports: Ports
+) -> None:
+    start_stage("capture", "--source", "demo")
+    upstream = start_stage("gateway")
+    wait_for(gateway_up(ports.http), 15, "the upstream gateway")
+    relay_frames = f"tcp://127.0.0.1:{free_port()}"
+    url = f"http://127.0.0.1:{ports.http}/stream.mjpg"
+    relay = start_stage("capture", "--source", url, "--camera", "relay", "--fps", "5", CAMSERVER_FRAMES=relay_frames)
+    frames = collect(relay_frames, lambda got: len(got) >= 5, 20)
+    assert len(frames) >= 5, relay.output()
+    assert all(f.camera == "relay" and (f.width, f.height) == (640, 480) for f in frames)
+    assert decode_jpeg(frames[-1].jpeg).shape == (480, 640, 3)
+
+    assert upstream.stop() == 0
+    wait_for(lambda: "gives no frames" in relay.output(), 15, "the relay to notice the stream is gone")
+    start_stage("gateway")
+    frames = collect(relay_frames, lambda got: len(got) >= 5, 30)
+    assert len(frames) >= 5, relay.output()
+    assert relay.stop() == 0
