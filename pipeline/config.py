@@ -56,10 +56,6 @@ class Config:
     port: int = 8100
     log_level: str = "INFO"
 
-    @property
-    def fps_or_default(self) -> float:
-        return DEFAULT_FPS if self.fps is None else self.fps
-
 
 def parse_source(text: str) -> Source:
     """``auto``, ``demo``, a webcam index, an rtsp/http(s) URL or an existing video file."""

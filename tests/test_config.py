@@ -19,7 +19,7 @@ def test_defaults() -> None:
     cfg = load("test", ALL, "", argv=[], environ={})
     assert cfg == Config()
     assert cfg.source == Source("auto")
-    assert cfg.fps is None and cfg.fps_or_default == 10
+    assert cfg.fps is None, "None: capture uses a file's own rate, else DEFAULT_FPS"
     assert (cfg.width, cfg.height, cfg.quality, cfg.port) == (640, 480, 80, 8100)
     assert cfg.frames == ("tcp://127.0.0.1:5555",) and cfg.events == ("tcp://127.0.0.1:5556",)
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import json
+import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 
@@ -152,3 +155,40 @@ def _status(port: int, path: str) -> int | None:
         return http_get(port, path)[0]
     except OSError:
         return None
+
+
+def stalled_websocket(port: int) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads another byte."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(f"GET /webcam HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    assert sock.recv(12) == b"HTTP/1.1 101"
+    return sock
+
+
+def test_a_stalled_client_does_not_slow_the_others(start_stage: Callable[..., Stage], ports: Ports) -> None:
+    start_stage("gateway")
+    start_stage("capture", "--source", "demo", "--fps", "15", "--width", "1280", "--height", "720")
+    wait_for(gateway_up(ports.http), 15, "the gateway to serve frames")
+    stalled = [stalled_websocket(ports.http) for _ in range(3)]
+
+    async def count_frames(seconds: float) -> int:
+        client = await LiveClient.connect(ports.http)
+        await client.next_frame()
+        deadline, count = time.monotonic() + seconds, 0
+        while time.monotonic() < deadline:
+            await client.next_frame()
+            count += 1
+        client.conn.close()
+        return count
+
+    try:
+        time.sleep(2.0)  # let the stalled clients' socket buffers fill up
+        received = asyncio.run(count_frames(4.0))
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert received >= 0.75 * 15 * 4, f"a reading client got only {received} frames in 4 s at 15 fps"
