@@ -21,12 +21,16 @@ EVENT_HWM = 1000
 
 
 def publisher(ctx: zmq.Context, endpoints: Iterable[str], hwm: int) -> zmq.Socket:
-    """A PUB socket bound to every endpoint."""
+    """A PUB socket bound to every endpoint; OSError names the endpoint that cannot be bound."""
     sock = ctx.socket(zmq.PUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, hwm)
     for endpoint in endpoints:
-        sock.bind(endpoint)
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            sock.close()
+            raise OSError(f"cannot bind {endpoint}: {exc}") from None
     return sock
 
 

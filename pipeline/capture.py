@@ -16,7 +16,7 @@ from pipeline import bus, config
 from pipeline.pacing import Pacer
 from pipeline.protocol import Frame
 from pipeline.sources import EndOfStream, FrameSource, Grab, open_source
-from pipeline.stage import setup_logging, stop_event
+from pipeline.stage import main
 
 OPTIONS = ("camera", "source", "fps", "width", "height", "quality", "loop", "seed", "frames", "log_level")
 
@@ -50,45 +50,26 @@ class FrameEncoder:
 
 
 def run(cfg: config.Config, stop: threading.Event) -> int:
-    try:
-        source: FrameSource = open_source(cfg)
-    except OSError as exc:
-        log.error("%s", exc)
-        return 1
+    source: FrameSource = open_source(cfg)
     fps = cfg.fps or source.native_fps or config.DEFAULT_FPS
-    ctx = zmq.Context()
-    try:
-        pub = bus.publisher(ctx, cfg.frames, bus.FRAME_HWM)
-    except zmq.ZMQError as exc:
-        log.error("cannot bind frames endpoint %s: %s", ",".join(cfg.frames), exc)
-        source.close()
-        ctx.term()
-        return 1
-    log.info("camera %s: %s at %g fps, %dx%d, publishing on %s",
-             cfg.camera, source.description, fps, cfg.width, cfg.height, ",".join(cfg.frames))
     encoder = FrameEncoder(cfg, source.demo)
     pacer = Pacer(fps)
     try:
-        while not stop.wait(pacer.delay()):
-            try:
-                grab = source.read()
-            except EndOfStream:
-                log.info("end of %s", source.description)
-                break
-            if grab is not None:
-                pub.send_multipart(encoder.encode(grab).encode())
+        with zmq.Context() as ctx, bus.publisher(ctx, cfg.frames, bus.FRAME_HWM) as pub:
+            log.info("camera %s: %s at %g fps, %dx%d, publishing on %s",
+                     cfg.camera, source.description, fps, cfg.width, cfg.height, ",".join(cfg.frames))
+            while not stop.wait(pacer.delay()):
+                try:
+                    grab = source.read()
+                except EndOfStream:
+                    log.info("end of %s", source.description)
+                    break
+                if grab is not None:
+                    pub.send_multipart(encoder.encode(grab).encode())
     finally:
         source.close()
-        pub.close()
-        ctx.term()
     return 0
 
 
-def main() -> None:
-    cfg = config.load_or_exit("capture", OPTIONS, __doc__.splitlines()[0])
-    setup_logging("capture", cfg.log_level)
-    raise SystemExit(run(cfg, stop_event()))
-
-
 if __name__ == "__main__":
-    main()
+    main("capture", OPTIONS, __doc__, run)

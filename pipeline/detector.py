@@ -13,7 +13,7 @@ import zmq
 
 from pipeline import bus, config
 from pipeline.protocol import frame_topic
-from pipeline.stage import Tally, consume, setup_logging, stop_event
+from pipeline.stage import Tally, consume, main
 
 OPTIONS = ("frames", "events", "log_level")
 
@@ -21,29 +21,15 @@ log = logging.getLogger("camserver.detector")
 
 
 def run(cfg: config.Config, stop: threading.Event) -> int:
-    ctx = zmq.Context()
-    try:
-        events = bus.publisher(ctx, cfg.events, bus.EVENT_HWM)
-    except zmq.ZMQError as exc:
-        log.error("cannot bind events endpoint %s: %s", ",".join(cfg.events), exc)
-        ctx.term()
-        return 1
-    frames = bus.subscriber(ctx, cfg.frames, [frame_topic()], bus.FRAME_HWM)
-    log.info("reading frames from %s, publishing events on %s", ",".join(cfg.frames), ",".join(cfg.events))
-    try:
+    with (
+        zmq.Context() as ctx,
+        bus.publisher(ctx, cfg.events, bus.EVENT_HWM),
+        bus.subscriber(ctx, cfg.frames, [frame_topic()], bus.FRAME_HWM) as frames,
+    ):
+        log.info("reading frames from %s, publishing events on %s", ",".join(cfg.frames), ",".join(cfg.events))
         consume(frames, stop, Tally(log), log)
-    finally:
-        frames.close()
-        events.close()
-        ctx.term()
     return 0
 
 
-def main() -> None:
-    cfg = config.load_or_exit("detector", OPTIONS, __doc__.splitlines()[0])
-    setup_logging("detector", cfg.log_level)
-    raise SystemExit(run(cfg, stop_event()))
-
-
 if __name__ == "__main__":
-    main()
+    main("detector", OPTIONS, __doc__, run)

@@ -14,7 +14,7 @@ import zmq
 
 from pipeline import bus, config
 from pipeline.protocol import Event, Frame, event_topic
-from pipeline.stage import consume, setup_logging, stop_event
+from pipeline.stage import consume, main
 
 OPTIONS = ("events", "log_level")
 
@@ -28,27 +28,15 @@ def format_event(event: Event) -> str:
 
 
 def run(cfg: config.Config, stop: threading.Event) -> int:
-    ctx = zmq.Context()
-    sock = bus.subscriber(ctx, cfg.events, [event_topic()], bus.EVENT_HWM)
-    log.info("printing events from %s", ",".join(cfg.events))
-
     def handle(message: Frame | Event) -> None:
         if isinstance(message, Event):
             print(format_event(message), flush=True)
 
-    try:
+    with zmq.Context() as ctx, bus.subscriber(ctx, cfg.events, [event_topic()], bus.EVENT_HWM) as sock:
+        log.info("printing events from %s", ",".join(cfg.events))
         consume(sock, stop, handle, log)
-    finally:
-        sock.close()
-        ctx.term()
     return 0
 
 
-def main() -> None:
-    cfg = config.load_or_exit("logger", OPTIONS, __doc__.splitlines()[0])
-    setup_logging("logger", cfg.log_level)
-    raise SystemExit(run(cfg, stop_event()))
-
-
 if __name__ == "__main__":
-    main()
+    main("logger", OPTIONS, __doc__, run)

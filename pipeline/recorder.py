@@ -14,7 +14,7 @@ import zmq
 
 from pipeline import bus, config
 from pipeline.protocol import event_topic, frame_topic
-from pipeline.stage import Tally, consume, setup_logging, stop_event
+from pipeline.stage import Tally, consume, main
 
 OPTIONS = ("frames", "events", "log_level")
 RECORDER_FRAME_HWM = 100
@@ -23,25 +23,15 @@ log = logging.getLogger("camserver.recorder")
 
 
 def run(cfg: config.Config, stop: threading.Event) -> int:
-    ctx = zmq.Context()
-    sock = bus.subscriber(ctx, cfg.frames, [frame_topic()], RECORDER_FRAME_HWM)
-    for endpoint in cfg.events:
-        sock.connect(endpoint)
-    sock.setsockopt(zmq.SUBSCRIBE, event_topic())
-    log.info("reading frames from %s and events from %s", ",".join(cfg.frames), ",".join(cfg.events))
-    try:
+    endpoints = (*cfg.frames, *cfg.events)
+    with (
+        zmq.Context() as ctx,
+        bus.subscriber(ctx, endpoints, [frame_topic(), event_topic()], RECORDER_FRAME_HWM) as sock,
+    ):
+        log.info("reading frames from %s and events from %s", ",".join(cfg.frames), ",".join(cfg.events))
         consume(sock, stop, Tally(log), log)
-    finally:
-        sock.close()
-        ctx.term()
     return 0
 
 
-def main() -> None:
-    cfg = config.load_or_exit("recorder", OPTIONS, __doc__.splitlines()[0])
-    setup_logging("recorder", cfg.log_level)
-    raise SystemExit(run(cfg, stop_event()))
-
-
 if __name__ == "__main__":
-    main()
+    main("recorder", OPTIONS, __doc__, run)

@@ -11,11 +11,13 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import zmq
 
 from pipeline.bus import receive
+from pipeline.config import Config, load_or_exit
 from pipeline.protocol import Event, Frame
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -84,3 +86,20 @@ class Tally:
         if time.monotonic() - self._last >= self._every:
             self._log.info("received: %s", ", ".join(f"{key} {n}" for key, n in sorted(self._counts.items())))
             self._last = time.monotonic()
+
+
+def main(stage: str, options: Sequence[str], doc: str, run: Callable[[Config, threading.Event], int]) -> NoReturn:
+    """Entry point of a threaded stage: configure, then run until a stop signal.
+
+    A camera, file or address that cannot be opened is an OSError naming it: one log line and
+    exit status 1, which a process manager shows better than a traceback.
+    """
+    cfg = load_or_exit(stage, options, doc.splitlines()[0])
+    log = setup_logging(stage, cfg.log_level)
+    stop = stop_event()
+    try:
+        code = run(cfg, stop)
+    except OSError as exc:
+        log.error("%s", exc)
+        code = 1
+    raise SystemExit(code)

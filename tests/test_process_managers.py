@@ -35,24 +35,26 @@ def manager_env(ports: Ports) -> dict[str, str]:
     return env
 
 
+def run_manager(command: list[str], ports: Ports, log_path: Path, stop: signal.Signals) -> tuple[int, str]:
+    """Start a process manager, wait until its gateway serves frames, stop it; its exit status and output."""
+    with log_path.open("wb") as log:
+        manager = subprocess.Popen(command, cwd=REPO, env=manager_env(ports), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: serves_frames(ports.http), 30, f"{Path(command[0]).name}'s gateway to serve frames")
+        manager.send_signal(stop)
+        code = manager.wait(20)
+    finally:
+        if manager.poll() is None:
+            manager.kill()
+            manager.wait(5)
+    return code, log_path.read_text()
+
+
 def test_honcho_runs_the_procfile(tmp_path: Path, ports: Ports) -> None:
     empty_env_file = tmp_path / "empty.env"
     empty_env_file.write_text("")
-    log_path = tmp_path / "honcho.log"
-    with log_path.open("wb") as log:
-        honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "--no-colour", "-e", str(empty_env_file)],
-            cwd=REPO, env=manager_env(ports), stdout=log, stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for(lambda: serves_frames(ports.http), 30, "honcho's gateway to serve frames")
-        honcho.send_signal(signal.SIGINT)
-        honcho.wait(15)
-    finally:
-        if honcho.poll() is None:
-            honcho.kill()
-            honcho.wait(5)
-    output = log_path.read_text()
+    command = [sys.executable, "-m", "honcho", "start", "--no-colour", "-e", str(empty_env_file)]
+    _, output = run_manager(command, ports, tmp_path / "honcho.log", signal.SIGINT)
     for stage in STAGES:
         assert f"{stage}.1 stopped (rc=0)" in output, output
     assert "Traceback" not in output
@@ -61,20 +63,8 @@ def test_honcho_runs_the_procfile(tmp_path: Path, ports: Ports) -> None:
 def test_supervisord_runs_supervisor_conf(tmp_path: Path, ports: Ports) -> None:
     if Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
         pytest.skip("supervisor.conf runs .venv/bin/python: run the tests with ./run tests")
-    log_path = tmp_path / "supervisord.log"
-    with log_path.open("wb") as log:
-        supervisord = subprocess.Popen(
-            [str(Path(sys.executable).parent / "supervisord"), "-c", "supervisor.conf", "-n"],
-            cwd=REPO, env=manager_env(ports), stdout=log, stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for(lambda: serves_frames(ports.http), 30, "supervisord's gateway to serve frames")
-        supervisord.send_signal(signal.SIGTERM)
-        assert supervisord.wait(20) == 0
-    finally:
-        if supervisord.poll() is None:
-            supervisord.kill()
-            supervisord.wait(5)
-    output = log_path.read_text()
+    command = [str(Path(sys.executable).parent / "supervisord"), "-c", "supervisor.conf", "-n"]
+    code, output = run_manager(command, ports, tmp_path / "supervisord.log", signal.SIGTERM)
+    assert code == 0, output
     for stage in STAGES:
         assert f"stopped: {stage} (exit status 0)" in output, output

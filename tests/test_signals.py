@@ -28,3 +28,13 @@ def test_stage_stops_cleanly(start_stage: Callable[..., Stage], name: str, sig: 
     assert stage.stop(sig, timeout=5) == 0, stage.output()
     assert time.monotonic() - started < 2.0
     assert "Traceback" not in stage.output()
+
+
+def test_a_busy_endpoint_stops_the_second_binder_with_a_clear_error(start_stage: Callable[..., Stage]) -> None:
+    first = start_stage("detector")
+    wait_for(lambda: " INFO " in first.output(), 15, "the first detector to bind")
+    second = start_stage("detector")
+    assert second.proc.wait(15) == 1
+    assert "ERROR cannot bind tcp://127.0.0.1:" in second.output()
+    assert "Traceback" not in second.output()
+    assert first.stop() == 0
