@@ -35,7 +35,11 @@ class Source(NamedTuple):
     target: str | int | None = None
 
 
-AUTO = Source("auto")
+class Mask(NamedTuple):
+    """Regions the detector ignores: rectangles (x, y, w, h in frame pixels) or an image file."""
+
+    rects: tuple[tuple[int, int, int, int], ...] = ()
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class Config:
     """Every option of every stage; a stage reads only those it declares."""
 
     camera: str = "cam0"
-    source: Source = AUTO
+    source: Source = Source("auto")
     fps: float | None = None
     width: int = 640
     height: int = 480
@@ -55,6 +59,15 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8100
     log_level: str = "INFO"
+    threshold: float = 0.3
+    pixel_threshold: int = 15
+    min_area: int = 100
+    lightswitch_percent: float = 50.0
+    stable_frames: int = 20
+    min_motion_frames: int = 5
+    mask: Mask = Mask()
+    json: bool = False
+    frame_stats: bool = False
 
 
 def parse_source(text: str) -> Source:
@@ -71,6 +84,24 @@ def parse_source(text: str) -> Source:
     if not Path(text).is_file():
         raise ValueError("no such video file (expected auto, demo, a webcam index, a URL or a file)")
     return Source("file", text)
+
+
+def parse_mask(text: str) -> Mask:
+    """``x,y,w,h`` rectangles separated by ``;``, or the path of an image whose black areas are ignored."""
+    text = text.strip()
+    if not text:
+        return Mask()
+    if re.fullmatch(r"[\d,;\s]+", text):
+        rects = []
+        for part in filter(None, (p.strip() for p in text.split(";"))):
+            numbers = [int(n) for n in part.split(",") if n.strip()]
+            if len(numbers) != 4 or numbers[2] <= 0 or numbers[3] <= 0:
+                raise ValueError(f"{part!r} is not a rectangle x,y,w,h with positive width and height")
+            rects.append((numbers[0], numbers[1], numbers[2], numbers[3]))
+        return Mask(rects=tuple(rects))
+    if not Path(text).is_file():
+        raise ValueError("expected rectangles x,y,w,h;x,y,w,h or an existing mask image file")
+    return Mask(image=text)
 
 
 def parse_endpoints(text: str) -> tuple[str, ...]:
@@ -168,6 +199,23 @@ OPTIONS: dict[str, Option] = {
         Option("host", _host, "address the web server listens on (0.0.0.0 for every interface)", "127.0.0.1"),
         Option("port", _number(int, 1, 65535), "port the web server listens on", "8100"),
         Option("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR", "INFO"),
+        Option("threshold", _number(float, 0.001, 100), "percent of the picture that must change for a frame to "
+               "count as motion", "0.3"),
+        Option("pixel_threshold", _number(int, 1, 255), "grey levels a pixel must change by to count as changed "
+               "(raise it for a noisy camera)", "15"),
+        Option("min_area", _number(int, 0, 10**8), "smallest changed region, in frame pixels, given a motion box",
+               "100"),
+        Option("lightswitch_percent", _number(float, 0, 100), "a frame where this percent of the picture changes "
+               "is a lighting change, not motion (0: off)", "50"),
+        Option("stable_frames", _number(int, 1, 10000), "an episode ends after this many frames in a row without "
+               "motion", "20"),
+        Option("min_motion_frames", _number(int, 1, 10000), "an episode with fewer frames of motion is discarded",
+               "5"),
+        Option("mask", parse_mask, "regions to ignore: x,y,w,h rectangles separated by ';', or an image whose "
+               "black areas are ignored", "none"),
+        Option("json", _bool, "print events as JSON lines", "false"),
+        Option("frame_stats", _bool, "also subscribe to frames and print fps and dropped frames every second",
+               "false"),
     )
 }
 

@@ -1,33 +1,131 @@
-"""Detector stage: subscribes to frames and binds the events socket (motion detection: issue 3).
+"""Detector stage: compares each frame with the previous one and publishes what changed.
 
-For now it only counts the frames it receives and logs the counts, so that the pipeline's shape,
-its sockets and its process management are in place for the detector to fill in.
+It subscribes to frames, binds the events socket and publishes, per camera: a ``delta`` event for
+every frame it compares, ``motion_start`` at the first significant frame of an episode,
+``motion_end`` once the stream has stabilized (with ``keep`` false for an episode too short to be
+worth recording) and ``lightswitch`` when most of the picture changes at once. The algorithm
+lives in pipeline.motion; this module feeds it and publishes its verdicts.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
+import cv2
 import zmq
 
 from pipeline import bus, config
-from pipeline.protocol import frame_topic
-from pipeline.stage import Tally, consume, main
+from pipeline.motion import EpisodeTracker, FrameDiffer, MotionSettings
+from pipeline.protocol import Event, Frame, frame_topic
+from pipeline.stage import POLL_MS, main
 
-OPTIONS = ("frames", "events", "log_level")
+OPTIONS = ("frames", "events", "threshold", "pixel_threshold", "min_area", "lightswitch_percent", "stable_frames",
+           "min_motion_frames", "mask", "log_level")
+# An episode left open by a camera that stopped sending frames is closed after this long.
+SILENT_AFTER_S = 10.0
+# Time given to the last events on stop before the socket is closed.
+FINAL_LINGER_MS = 500
 
 log = logging.getLogger("camserver.detector")
 
 
+def motion_settings(cfg: config.Config) -> MotionSettings:
+    """The detector's settings from its configuration; OSError for a mask image that does not load."""
+    mask_image = None
+    if cfg.mask.image is not None:
+        mask_image = cv2.imread(cfg.mask.image, cv2.IMREAD_GRAYSCALE)
+        if mask_image is None:
+            raise OSError(f"cannot read mask image {cfg.mask.image}")
+    return MotionSettings(
+        threshold=cfg.threshold,
+        pixel_threshold=cfg.pixel_threshold,
+        min_area=cfg.min_area,
+        lightswitch_percent=cfg.lightswitch_percent,
+        stable_frames=cfg.stable_frames,
+        min_motion_frames=cfg.min_motion_frames,
+        mask_rects=cfg.mask.rects,
+        mask_image=mask_image,
+    )
+
+
+class CameraDetector:
+    """One camera's detection state: the differ, the episode tracker and the last frame seen."""
+
+    def __init__(self, camera: str, settings: MotionSettings) -> None:
+        self.camera = camera
+        self._differ = FrameDiffer(settings)
+        self._tracker = EpisodeTracker(settings.stable_frames, settings.min_motion_frames)
+        self._last: Frame | None = None
+
+    def process(self, frame: Frame) -> list[Event]:
+        """The events one frame gives rise to, in the order they should be published."""
+        last, self._last = self._last, frame
+        skipped = frame.seq - last.seq - 1 if last is not None and frame.seq > last.seq else 0
+        try:
+            measurement = self._differ.measure(frame.jpeg, frame.width, frame.height)
+        except ValueError as exc:
+            log.warning("%s: skipping frame %d: %s", frame.camera, frame.seq, exc)
+            self._last = last
+            return []
+        if measurement is None:
+            return []
+        transitions = self._tracker.update(frame.seq, frame.ts, measurement.delta, measurement.significant)
+        events = [self._event(frame, "delta", {
+            "delta": measurement.delta,
+            "significant": measurement.significant,
+            "boxes": [list(box) for box in measurement.boxes],
+            "skipped": skipped,
+            "motion": self._tracker.active,
+        })]
+        if measurement.lightswitch:
+            events.append(self._event(frame, "lightswitch", {"changed": measurement.changed}))
+        events.extend(self._event(frame, kind, data) for kind, data in transitions)
+        return events
+
+    def close(self, reason: str) -> Event | None:
+        """motion_end for an episode still open when frames stop coming, or None."""
+        data = self._tracker.close(reason)
+        if data is None or self._last is None:
+            return None
+        return self._event(self._last, "motion_end", data)
+
+    def _event(self, frame: Frame, kind: str, data: dict[str, object]) -> Event:
+        return Event(frame.camera, frame.seq, frame.ts, kind, data)
+
+
 def run(cfg: config.Config, stop: threading.Event) -> int:
+    settings = motion_settings(cfg)
+    cameras: dict[str, CameraDetector] = {}
+    heard: dict[str, float] = {}
     with (
         zmq.Context() as ctx,
-        bus.publisher(ctx, cfg.events, bus.EVENT_HWM),
+        bus.publisher(ctx, cfg.events, bus.EVENT_HWM) as events,
         bus.subscriber(ctx, cfg.frames, [frame_topic()], bus.FRAME_HWM) as frames,
     ):
-        log.info("reading frames from %s, publishing events on %s", ",".join(cfg.frames), ",".join(cfg.events))
-        consume(frames, stop, Tally(log), log)
+        log.info("detecting motion in frames from %s, publishing events on %s (threshold %g%%)",
+                 ",".join(cfg.frames), ",".join(cfg.events), cfg.threshold)
+
+        def publish(event: Event | None) -> None:
+            if event is not None:
+                events.send_multipart(event.encode())
+                if event.type != "delta":
+                    log.info("%s %s at frame %d", event.camera, event.type, event.seq)
+
+        while not stop.is_set():
+            for message in bus.receive(frames, POLL_MS, log):
+                if isinstance(message, Frame):
+                    detector = cameras.setdefault(message.camera, CameraDetector(message.camera, settings))
+                    heard[message.camera] = time.monotonic()
+                    for event in detector.process(message):
+                        publish(event)
+            for camera, detector in cameras.items():
+                if time.monotonic() - heard[camera] > SILENT_AFTER_S:
+                    publish(detector.close("camera silent"))
+        for detector in cameras.values():
+            publish(detector.close("detector stopped"))
+        events.setsockopt(zmq.LINGER, FINAL_LINGER_MS)
     return 0
 
 

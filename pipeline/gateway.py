@@ -158,7 +158,7 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
                     last_status = loop.time()
                 events, frame = await viewer.next(timeout=STATUS_EVERY_S)
                 for event in events:
-                    await self.write_message({"type": "event", **event.body()})
+                    await self.write_message({"type": "event", "event": event.body()})
                 if frame is not None:
                     await self.write_message(_frame_message(frame))
                     await self.write_message(frame.jpeg, binary=True)

@@ -1,39 +1,87 @@
-"""Logger stage: prints one line per event, the example of attaching your own subscriber.
+"""Logger stage: prints one line per episode event, the example of attaching your own subscriber.
 
-Any program can do what this one does: connect a SUB socket to the events endpoint, subscribe to
-``b"event."`` and decode with pipeline.protocol. It binds nothing, so it can come and go freely.
+Any program can do what this one does: connect a SUB socket to the events endpoint (and, for
+``--frame-stats``, the frames endpoint), subscribe to ``b"event."`` / ``b"frame."`` and decode
+with pipeline.protocol. It binds nothing, so it can come and go freely. Per-frame ``delta``
+events are left out: they are for drawing boxes, not for reading.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from datetime import datetime
 
 import zmq
 
 from pipeline import bus, config
-from pipeline.protocol import Event, Frame, event_topic
+from pipeline.protocol import Event, Frame, event_topic, frame_topic
 from pipeline.stage import consume, main
 
-OPTIONS = ("events", "log_level")
+OPTIONS = ("events", "frames", "json", "frame_stats", "log_level")
+QUIET_TYPES = frozenset({"delta"})
 
 log = logging.getLogger("camserver.logger")
 
 
-def format_event(event: Event) -> str:
+def format_event(event: Event, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(event.body(), separators=(",", ":"))
     when = datetime.fromtimestamp(event.ts).isoformat(timespec="milliseconds")
     extra = " ".join(f"{key}={value}" for key, value in event.data.items())
     return f"{when} {event.camera} {event.type} seq={event.seq} {extra}".rstrip()
 
 
-def run(cfg: config.Config, stop: threading.Event) -> int:
-    def handle(message: Frame | Event) -> None:
-        if isinstance(message, Event):
-            print(format_event(message), flush=True)
+class FrameStats:
+    """Frames received and dropped (gaps in ``seq``) per camera, printed once a second."""
 
-    with zmq.Context() as ctx, bus.subscriber(ctx, cfg.events, [event_topic()], bus.EVENT_HWM) as sock:
-        log.info("printing events from %s", ",".join(cfg.events))
+    def __init__(self, as_json: bool) -> None:
+        self._json = as_json
+        self._last_seq: dict[str, int] = {}
+        self._counts: dict[str, list[int]] = {}
+        self._since = time.monotonic()
+
+    def add(self, frame: Frame) -> None:
+        received_dropped = self._counts.setdefault(frame.camera, [0, 0])
+        received_dropped[0] += 1
+        last = self._last_seq.get(frame.camera)
+        if last is not None and frame.seq > last + 1:
+            received_dropped[1] += frame.seq - last - 1
+        self._last_seq[frame.camera] = frame.seq
+
+    def lines(self) -> list[str]:
+        """The summary lines when a second has passed since the last ones, else nothing."""
+        elapsed = time.monotonic() - self._since
+        if elapsed < 1.0:
+            return []
+        lines = []
+        for camera, (received, dropped) in sorted(self._counts.items()):
+            stats = {"camera": camera, "type": "frame_stats", "fps": round(received / elapsed, 2), "dropped": dropped}
+            lines.append(json.dumps(stats) if self._json
+                         else f"{camera} frames: {stats['fps']} fps, {dropped} dropped")
+        self._counts = {camera: [0, 0] for camera in self._counts}
+        self._since = time.monotonic()
+        return lines
+
+
+def run(cfg: config.Config, stop: threading.Event) -> int:
+    stats = FrameStats(cfg.json) if cfg.frame_stats else None
+
+    def handle(message: Frame | Event) -> None:
+        if isinstance(message, Event) and message.type not in QUIET_TYPES:
+            print(format_event(message, cfg.json), flush=True)
+        elif isinstance(message, Frame) and stats is not None:
+            stats.add(message)
+        for line in stats.lines() if stats is not None else ():
+            print(line, flush=True)
+
+    endpoints = (*cfg.events, *cfg.frames) if stats is not None else cfg.events
+    topics = [event_topic(), frame_topic()] if stats is not None else [event_topic()]
+    with zmq.Context() as ctx, bus.subscriber(ctx, endpoints, topics, bus.EVENT_HWM) as sock:
+        log.info("printing events from %s%s", ",".join(cfg.events),
+                 f" and frame statistics from {','.join(cfg.frames)}" if stats is not None else "")
         consume(sock, stop, handle, log)
     return 0
 

@@ -1,0 +1,217 @@
+"""Motion detection, free of sockets and clocks: frame differences, and episodes built from them.
+
+``FrameDiffer`` says how much of the picture changed since the previous frame. It works on a
+grayscale image decoded straight from the JPEG at 1/2, 1/4 or 1/8 size (libjpeg skips most of
+the work at reduced scale), so its cost hardly grows with the camera's resolution and one
+percentage threshold means the same at every resolution.
+
+``EpisodeTracker`` turns per-frame verdicts into motion episodes: an episode starts at the first
+significant frame and ends once the last ``stable_frames`` frames were all below the threshold.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+# Smallest width the analysis image may have: enough for a person across a room at 1080p.
+ANALYSIS_MIN_WIDTH = 240
+_REDUCED_FLAGS = {
+    1: cv2.IMREAD_GRAYSCALE,
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+_BLUR = (5, 5)
+_DILATE = np.ones((3, 3), np.uint8)
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class MotionSettings:
+    """The detector's tunables; the defaults suit a 640x480 webcam indoors and the demo scene."""
+
+    threshold: float = 0.3
+    pixel_threshold: int = 15
+    min_area: int = 100
+    lightswitch_percent: float = 50.0
+    stable_frames: int = 20
+    min_motion_frames: int = 5
+    mask_rects: tuple[Box, ...] = ()
+    mask_image: np.ndarray | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """How one frame differs from the one before it.
+
+    ``delta`` is the percentage of the unmasked picture that changed, after compensating for a
+    change of overall brightness; ``changed`` is the same without compensation, which is what
+    reveals a light switch.
+    """
+
+    delta: float
+    changed: float
+    lightswitch: bool
+    significant: bool
+    boxes: list[Box]
+
+
+def reduction_for(width: int) -> int:
+    """The largest JPEG scale-down that still leaves ANALYSIS_MIN_WIDTH pixels across."""
+    factor = 1
+    for candidate in (2, 4, 8):
+        if width // candidate >= ANALYSIS_MIN_WIDTH:
+            factor = candidate
+    return factor
+
+
+class FrameDiffer:
+    """Compares each frame of one camera with the previous frame it was given."""
+
+    def __init__(self, settings: MotionSettings) -> None:
+        self.settings = settings
+        self._size: tuple[int, int] | None = None
+        self._factor = 1
+        self._valid: np.ndarray | None = None
+        self._valid_count = 0
+        self._previous: np.ndarray | None = None
+        self._previous_mean = 0.0
+
+    def measure(self, jpeg: bytes, width: int, height: int) -> Measurement | None:
+        """The difference from the previous frame; None for a first frame or one of a new size.
+
+        Raises ValueError for bytes that do not decode as a JPEG.
+        """
+        if self._size != (width, height):
+            self._configure(width, height)
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), _REDUCED_FLAGS[self._factor])
+        if image is None:
+            raise ValueError("frame does not decode as a JPEG")
+        assert self._valid is not None
+        if image.shape != self._valid.shape:
+            raise ValueError(f"frame decodes to {image.shape[1]}x{image.shape[0]}, not the size its header says")
+        current = cv2.GaussianBlur(image, _BLUR, 0)
+        current_mean = cv2.mean(current, self._valid)[0]
+        previous, previous_mean = self._previous, self._previous_mean
+        self._previous, self._previous_mean = current, current_mean
+        if previous is None:
+            return None
+
+        changed = self._percent_changed(cv2.absdiff(current, previous))
+        if previous_mean > 1.0:
+            previous = cv2.convertScaleAbs(previous, alpha=current_mean / previous_mean)
+        changed_mask = self._changed_mask(cv2.absdiff(current, previous))
+        delta = 100.0 * cv2.countNonZero(changed_mask) / self._valid_count
+        s = self.settings
+        lightswitch = s.lightswitch_percent > 0 and changed >= s.lightswitch_percent
+        significant = delta > s.threshold and not lightswitch
+        boxes = self._boxes(changed_mask) if significant else []
+        return Measurement(round(delta, 3), round(changed, 3), lightswitch, significant, boxes)
+
+    def _configure(self, width: int, height: int) -> None:
+        """Start afresh at a new frame size: reduction, mask and reference frame all depend on it."""
+        self._size = (width, height)
+        self._factor = reduction_for(width)
+        f = self._factor
+        small = (-(-width // f), -(-height // f))
+        valid = np.full((small[1], small[0]), 255, np.uint8)
+        if self.settings.mask_image is not None:
+            keep = cv2.resize(self.settings.mask_image, small, interpolation=cv2.INTER_AREA)
+            valid[keep < 128] = 0
+        for x, y, w, h in self.settings.mask_rects:
+            valid[y // f:-(-(y + h) // f), x // f:-(-(x + w) // f)] = 0
+        self._valid = valid
+        self._valid_count = max(1, cv2.countNonZero(valid))
+        self._previous = None
+
+    def _changed_mask(self, difference: np.ndarray) -> np.ndarray:
+        _, mask = cv2.threshold(difference, self.settings.pixel_threshold, 255, cv2.THRESH_BINARY)
+        return cv2.bitwise_and(mask, self._valid)
+
+    def _percent_changed(self, difference: np.ndarray) -> float:
+        return 100.0 * cv2.countNonZero(self._changed_mask(difference)) / self._valid_count
+
+    def _boxes(self, changed_mask: np.ndarray) -> list[Box]:
+        """Bounding boxes of the changed regions, in full-frame pixels, largest first."""
+        f = self._factor
+        assert self._size is not None
+        width, height = self._size
+        grown = cv2.dilate(changed_mask, _DILATE, iterations=2)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+        boxes = []
+        for x, y, w, h, area in stats[1:count]:
+            if area * f * f >= self.settings.min_area:
+                boxes.append((int(x * f), int(y * f), int(min(w * f, width - x * f)), int(min(h * f, height - y * f))))
+        return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
+
+
+@dataclass
+class _Episode:
+    start_seq: int
+    start_ts: float
+    end_seq: int
+    end_ts: float
+    significant_frames: int
+    peak_delta: float
+    peak_seq: int
+
+
+class EpisodeTracker:
+    """Opens an episode at a significant frame and closes it when the stream has stabilized."""
+
+    def __init__(self, stable_frames: int, min_motion_frames: int) -> None:
+        self._min_frames = min_motion_frames
+        self._recent: deque[bool] = deque(maxlen=stable_frames)
+        self._episode: _Episode | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._episode is not None
+
+    def update(self, seq: int, ts: float, delta: float, significant: bool) -> list[tuple[str, dict[str, Any]]]:
+        """Feed one frame's verdict; returns the (type, data) of motion_start or motion_end, if any."""
+        episode = self._episode
+        if episode is None:
+            if not significant:
+                return []
+            self._episode = _Episode(seq, ts, seq, ts, 1, delta, seq)
+            self._recent.clear()
+            self._recent.append(True)
+            return [("motion_start", {"delta": delta})]
+        self._recent.append(significant)
+        if significant:
+            episode.end_seq, episode.end_ts = seq, ts
+            episode.significant_frames += 1
+            if delta > episode.peak_delta:
+                episode.peak_delta, episode.peak_seq = delta, seq
+            return []
+        if len(self._recent) == self._recent.maxlen and not any(self._recent):
+            return [("motion_end", self._finish("stable"))]
+        return []
+
+    def close(self, reason: str) -> dict[str, Any] | None:
+        """End an open episode early (the detector stops, the camera went silent); its motion_end data."""
+        return self._finish(reason) if self._episode is not None else None
+
+    def _finish(self, reason: str) -> dict[str, Any]:
+        episode = self._episode
+        assert episode is not None
+        self._episode = None
+        self._recent.clear()
+        return {
+            "start_seq": episode.start_seq,
+            "start_ts": episode.start_ts,
+            "end_seq": episode.end_seq,
+            "end_ts": episode.end_ts,
+            "significant_frames": episode.significant_frames,
+            "peak_delta": episode.peak_delta,
+            "peak_seq": episode.peak_seq,
+            "keep": episode.significant_frames >= self._min_frames,
+            "reason": reason,
+        }
