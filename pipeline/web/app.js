@@ -1,11 +1,20 @@
 // camserver live view: one WebSocket, newest-frame-wins rendering, auto-reconnect.
 const $ = (id) => document.getElementById(id);
 const img = $('live');
+const stage = $('stage');
+const canvas = $('boxes');
+const ctx = canvas.getContext('2d');
 
 const STALE_MS = 3000;
 const MIN_BACKOFF = 0.5;
 const MAX_BACKOFF = 8;
 const LATENCY_SMOOTHING = 0.1;
+const BOXES_TTL_MS = 1000;
+const DETECTOR_TTL_MS = 3000;
+const NOTE_MS = 3000;
+const BOX_COLOR = 'rgb(248 81 73 / 0.8)';
+const BOX_LINE_PX = 2;
+const MOTION_LABELS = { recording: '● Recording', idle: 'Idle', none: 'No detector' };
 
 const requestedCamera = new URLSearchParams(location.search).get('camera');
 const query = requestedCamera ? `?camera=${encodeURIComponent(requestedCamera)}` : '';
@@ -28,6 +37,9 @@ const cs = (window.camserver = {
   fps: null,
   viewers: null,
   latencyMs: null,
+  motion: 'none',
+  boxes: [],
+  events: 0,
 });
 
 let ws = null;
@@ -36,6 +48,14 @@ let retryAt = 0; // epoch ms of the scheduled reconnect; 0 = none pending
 let openedAt = 0;
 let lastFrameAt = 0; // epoch ms when the last JPEG arrived on this connection
 let pendingMeta = null; // "frame" header waiting for its binary message
+
+// Motion state of the shown camera, fed by the detector's events.
+let motionCamera = null; // camera the state below belongs to
+let motionOpen = false;
+let lastDeltaAt = 0; // epoch ms of the last delta event; 0 = none yet
+let boxesAt = 0;
+let noteUntil = 0;
+let naturalSize = '';
 
 // Rendering: at most one JPEG decoding at a time plus one waiting slot, so
 // a slow decoder drops stale frames instead of building up a backlog.
@@ -60,6 +80,12 @@ function decoded(url, frame, ok) {
   if (ok) {
     if (shownUrl) URL.revokeObjectURL(shownUrl);
     shownUrl = url;
+    // The first frame, or a new resolution, moves the displayed picture; nothing else does.
+    const size = `${img.naturalWidth}x${img.naturalHeight}`;
+    if (size !== naturalSize) {
+      naturalSize = size;
+      drawBoxes();
+    }
     cs.frames += 1;
     const m = frame.meta;
     if (m) {
@@ -113,8 +139,110 @@ function onMessage(ev) {
     cs.viewers = msg.viewers ?? null;
     cs.online = msg.online !== false;
     update();
+  } else if (msg.type === 'event') {
+    cs.events += 1;
+    onEvent(msg.event);
   }
-  // Other types ("event", ...) are not shown yet.
+}
+
+function onEvent(body) {
+  if (!body || typeof body !== 'object' || body.camera == null || body.camera !== cs.camera) return;
+  syncMotionCamera();
+  const now = Date.now();
+  if (body.type === 'delta') {
+    lastDeltaAt = now;
+    motionOpen = body.motion === true;
+    setBoxes(Array.isArray(body.boxes) ? body.boxes.filter(isBox) : [], now);
+  } else if (body.type === 'motion_start') {
+    motionOpen = true;
+  } else if (body.type === 'motion_end') {
+    motionOpen = false;
+  } else if (body.type === 'lightswitch') {
+    noteUntil = now + NOTE_MS;
+  } else {
+    return;
+  }
+  update();
+}
+
+function isBox(b) {
+  return Array.isArray(b) && b.length === 4 && b.every(Number.isFinite);
+}
+
+// Another camera's episode and boxes say nothing about the one now shown.
+function syncMotionCamera() {
+  if (motionCamera === cs.camera) return;
+  motionCamera = cs.camera;
+  motionOpen = false;
+  lastDeltaAt = 0;
+  noteUntil = 0;
+  if (cs.boxes.length) setBoxes([], 0);
+}
+
+function setBoxes(boxes, now) {
+  boxesAt = now;
+  if (boxes.length === 0 && cs.boxes.length === 0) return;
+  cs.boxes = boxes;
+  drawBoxes();
+}
+
+// Where the picture really is: object-fit: contain letterboxes it inside the <img> box.
+function pictureRect() {
+  const nw = img.naturalWidth;
+  const nh = img.naturalHeight;
+  if (!img.getAttribute('src') || !nw || !nh) return null;
+  const box = img.getBoundingClientRect();
+  if (!box.width || !box.height) return null;
+  const scale = Math.min(box.width / nw, box.height / nh);
+  const w = nw * scale;
+  const h = nh * scale;
+  return { x: box.left + (box.width - w) / 2, y: box.top + (box.height - h) / 2, w, h };
+}
+
+// The canvas lands on whole device pixels so its 1:1 backing store is not resampled (blurred).
+let placed = '';
+function drawBoxes() {
+  const rect = pictureRect();
+  if (!rect) {
+    canvas.hidden = true;
+    placed = '';
+    return;
+  }
+  const dpr = window.devicePixelRatio || 1;
+  const origin = stage.getBoundingClientRect();
+  const left = Math.round(rect.x * dpr);
+  const top = Math.round(rect.y * dpr);
+  const width = Math.max(1, Math.round((rect.x + rect.w) * dpr) - left);
+  const height = Math.max(1, Math.round((rect.y + rect.h) * dpr) - top);
+  const key = [left, top, width, height, dpr, origin.left, origin.top].join();
+  if (key !== placed) {
+    placed = key;
+    canvas.style.left = `${left / dpr - origin.left}px`;
+    canvas.style.top = `${top / dpr - origin.top}px`;
+    canvas.style.width = `${width / dpr}px`;
+    canvas.style.height = `${height / dpr}px`;
+    canvas.width = width;
+    canvas.height = height;
+  } else {
+    ctx.clearRect(0, 0, width, height);
+  }
+  canvas.hidden = false;
+  if (!cs.boxes.length || !cs.width || !cs.height) return;
+  const kx = width / cs.width;
+  const ky = height / cs.height;
+  const line = Math.max(1, Math.round(BOX_LINE_PX * dpr));
+  ctx.lineWidth = line;
+  ctx.strokeStyle = BOX_COLOR;
+  ctx.beginPath();
+  for (const [x, y, w, h] of cs.boxes) {
+    const x0 = Math.round(x * kx);
+    const y0 = Math.round(y * ky);
+    const x1 = Math.round((x + w) * kx);
+    const y1 = Math.round((y + h) * ky);
+    // Stroked inside the box: whole-pixel edges, and boxes touching the frame edge are not cut in half.
+    ctx.rect(x0 + line / 2, y0 + line / 2, Math.max(0, x1 - x0 - line), Math.max(0, y1 - y0 - line));
+  }
+  ctx.stroke();
 }
 
 function connect() {
@@ -177,8 +305,25 @@ function update() {
   setText('viewers', cs.viewers == null ? '—' : String(cs.viewers));
   $('demo-badge').hidden = !cs.demo;
   $('placeholder').hidden = cs.frames > 0;
+  updateMotion();
 }
 
-// Staleness and the reconnect countdown change without any message arriving.
+function updateMotion() {
+  syncMotionCamera();
+  const now = Date.now();
+  if (cs.boxes.length && now - boxesAt > BOXES_TTL_MS) setBoxes([], now);
+  const motion = !lastDeltaAt || now - lastDeltaAt > DETECTOR_TTL_MS ? 'none' : motionOpen ? 'recording' : 'idle';
+  cs.motion = motion;
+  const badge = $('motion-badge');
+  if (badge.dataset.motion !== motion) badge.dataset.motion = motion;
+  setText('motion-badge', MOTION_LABELS[motion]);
+  const noteHidden = now >= noteUntil;
+  if ($('light-note').hidden !== noteHidden) $('light-note').hidden = noteHidden;
+}
+
+// Staleness, the reconnect countdown and the motion timeouts change without any message arriving.
 setInterval(update, 250);
+// Window resizes, the status line wrapping and zoom (devicePixelRatio) all move the picture.
+new ResizeObserver(drawBoxes).observe(img);
+window.addEventListener('resize', drawBoxes);
 connect();
