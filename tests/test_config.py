@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Config, ConfigError, Source, load
+from pipeline.config import Config, ConfigError, Mask, Source, load
 from tests.conftest import REPO, clean_env
 
 ALL = ("camera", "source", "fps", "width", "height", "quality", "loop", "seed", "frames", "events", "host",
-       "port", "log_level")
+       "port", "log_level", "threshold", "pixel_threshold", "min_area", "lightswitch_percent", "stable_frames",
+       "min_motion_frames", "mask", "json", "frame_stats")
 
 
 def test_defaults() -> None:
@@ -52,6 +53,25 @@ def test_sources(tmp_path: Path) -> None:
     assert parse(str(video)) == Source("file", str(video))
 
 
+def test_masks(tmp_path: Path) -> None:
+    image = tmp_path / "mask.png"
+    image.write_bytes(b"")
+    parse = lambda text: load("t", ("mask",), "", argv=["--mask", text], environ={}).mask  # noqa: E731
+    assert parse("0,0,640,100; 10,200,50,60;") == Mask(rects=((0, 0, 640, 100), (10, 200, 50, 60)))
+    assert parse(str(image)) == Mask(image=str(image))
+    assert load("t", ("mask",), "", argv=[], environ={}).mask == Mask()
+
+
+def test_unreadable_mask_image_stops_the_detector(tmp_path: Path) -> None:
+    junk = tmp_path / "mask.png"
+    junk.write_bytes(b"not an image")
+    result = subprocess.run([sys.executable, "-m", "pipeline.detector", "--mask", str(junk),
+                             "--events", "tcp://127.0.0.1:1", "--frames", "tcp://127.0.0.1:2"],
+                            cwd=REPO, capture_output=True, text=True, env=clean_env(), timeout=30)
+    assert result.returncode == 1
+    assert f"cannot read mask image {junk}" in result.stderr
+
+
 def test_several_endpoints() -> None:
     cfg = load("t", ("frames",), "", argv=["--frames", "tcp://127.0.0.1:5555, ipc:///tmp/cam1"], environ={})
     assert cfg.frames == ("tcp://127.0.0.1:5555", "ipc:///tmp/cam1")
@@ -73,6 +93,12 @@ def test_several_endpoints() -> None:
         (["--source", "ftp://x/y"], {}, "invalid --source value 'ftp://x/y': URLs must be"),
         ([], {"CAMSERVER_LOOP": "maybe"}, "invalid CAMSERVER_LOOP value 'maybe'"),
         (["--log-level", "loud"], {}, "invalid --log-level value 'loud'"),
+        (["--threshold", "0"], {}, "invalid --threshold value '0': must be between"),
+        ([], {"CAMSERVER_STABLE_FRAMES": "0"}, "invalid CAMSERVER_STABLE_FRAMES value '0'"),
+        (["--pixel-threshold", "300"], {}, "invalid --pixel-threshold value '300'"),
+        (["--mask", "1,2,3"], {}, "invalid --mask value '1,2,3': '1,2,3' is not a rectangle"),
+        (["--mask", "0,0,0,10"], {}, "positive width and height"),
+        (["--mask", "/no/such/mask.png"], {}, "invalid --mask value '/no/such/mask.png': expected rectangles"),
     ],
 )
 def test_bad_values_name_the_option_and_value(argv: list[str], env: dict[str, str], message: str) -> None:
