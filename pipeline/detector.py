@@ -63,6 +63,9 @@ class CameraDetector:
         """The events one frame gives rise to, in the order they should be published."""
         last, self._last = self._last, frame
         skipped = frame.seq - last.seq - 1 if last is not None and frame.seq > last.seq else 0
+        if last is not None and frame.seq <= last.seq:
+            log.info("%s: capture restarted (seq %d after %d)", frame.camera, frame.seq, last.seq)
+            self._differ.reset()
         try:
             measurement = self._differ.measure(frame.jpeg, frame.width, frame.height)
         except ValueError as exc:

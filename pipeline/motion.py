@@ -114,6 +114,10 @@ class FrameDiffer:
         boxes = self._boxes(changed_mask) if significant else []
         return Measurement(round(delta, 3), round(changed, 3), lightswitch, significant, boxes)
 
+    def reset(self) -> None:
+        """Forget the previous frame, e.g. when capture restarted and the scene may have moved on."""
+        self._previous = None
+
     def _configure(self, width: int, height: int) -> None:
         """Start afresh at a new frame size: reduction, mask and reference frame all depend on it."""
         self._size = (width, height)

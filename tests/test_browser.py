@@ -67,3 +67,26 @@ def test_live_page_shows_frames_and_recovers_from_gateway_restart(
     frames_before = page_state(browser)["frames"]
     wait_for(lambda: page_state(browser)["state"] == "live" and page_state(browser)["frames"] > frames_before + 5,
              30, "live frames again after the gateway restarted")
+
+
+def test_live_page_shows_recording_and_motion_boxes_during_the_demo_visit(
+    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports
+) -> None:
+    start_stage("gateway")
+    start_stage("detector")
+    start_stage("capture", "--source", "demo")
+    wait_for(gateway_up(ports.http), 15, "the gateway to serve frames")
+    browser.get(f"http://127.0.0.1:{ports.http}/")
+    wait_for(lambda: page_state(browser).get("motion") == "idle", 15, "the badge to say Idle before the visit")
+
+    def recording_with_boxes() -> bool:
+        state = page_state(browser)
+        return state["motion"] == "recording" and bool(state["boxes"])
+
+    wait_for(recording_with_boxes, 20, "Recording and motion boxes while the visitor walks through")
+    badge = browser.find_element("id", "motion-badge")
+    assert badge.get_attribute("data-motion") == "recording" and "Recording" in badge.text
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "live-view-motion.png"))
+    wait_for(lambda: page_state(browser)["motion"] == "idle", 20, "the badge to return to Idle after the visit")
+    assert page_state(browser)["boxes"] == []

@@ -175,6 +175,16 @@ def test_a_corrupt_jpeg_is_skipped_without_losing_state() -> None:
     assert events[0].type == "delta" and events[0].data["skipped"] == 1 and events[0].data["significant"]
 
 
+def test_a_capture_restart_is_not_compared_with_the_frame_before_it() -> None:
+    detector = CameraDetector("cam0", MotionSettings())
+    before, after = SCENE.render(4.0, 1.7e9), SCENE.render(10.0, 1.7e9)  # the visitor, then an empty room
+    assert detector.process(Frame("cam0", 0, 1.0, W, H, False, jpeg(before))) == []
+    assert detector.process(Frame("cam0", 1, 1.1, W, H, False, jpeg(before)))[0].data["significant"] is False
+    assert detector.process(Frame("cam0", 0, 9.0, W, H, False, jpeg(after))) == []
+    (delta,) = detector.process(Frame("cam0", 1, 9.1, W, H, False, jpeg(after)))
+    assert delta.data["significant"] is False and delta.data["skipped"] == 0
+
+
 def test_a_new_frame_size_starts_afresh() -> None:
     differ = FrameDiffer(MotionSettings())
     small = np.full((240, 320, 3), 90, np.uint8)

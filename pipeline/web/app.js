@@ -55,7 +55,9 @@ let motionOpen = false;
 let lastDeltaAt = 0; // epoch ms of the last delta event; 0 = none yet
 let boxesAt = 0;
 let noteUntil = 0;
-let naturalSize = '';
+// Size of the last decoded frame: img.naturalWidth reads 0 while the next one loads.
+let pictureW = 0;
+let pictureH = 0;
 
 // Rendering: at most one JPEG decoding at a time plus one waiting slot, so
 // a slow decoder drops stale frames instead of building up a backlog.
@@ -81,9 +83,9 @@ function decoded(url, frame, ok) {
     if (shownUrl) URL.revokeObjectURL(shownUrl);
     shownUrl = url;
     // The first frame, or a new resolution, moves the displayed picture; nothing else does.
-    const size = `${img.naturalWidth}x${img.naturalHeight}`;
-    if (size !== naturalSize) {
-      naturalSize = size;
+    if (img.naturalWidth !== pictureW || img.naturalHeight !== pictureH) {
+      pictureW = img.naturalWidth;
+      pictureH = img.naturalHeight;
       drawBoxes();
     }
     cs.frames += 1;
@@ -188,14 +190,12 @@ function setBoxes(boxes, now) {
 
 // Where the picture really is: object-fit: contain letterboxes it inside the <img> box.
 function pictureRect() {
-  const nw = img.naturalWidth;
-  const nh = img.naturalHeight;
-  if (!img.getAttribute('src') || !nw || !nh) return null;
+  if (!pictureW || !pictureH) return null;
   const box = img.getBoundingClientRect();
   if (!box.width || !box.height) return null;
-  const scale = Math.min(box.width / nw, box.height / nh);
-  const w = nw * scale;
-  const h = nh * scale;
+  const scale = Math.min(box.width / pictureW, box.height / pictureH);
+  const w = pictureW * scale;
+  const h = pictureH * scale;
   return { x: box.left + (box.width - w) / 2, y: box.top + (box.height - h) / 2, w, h };
 }
 
