@@ -68,6 +68,12 @@ class Config:
     mask: Mask = Mask()
     json: bool = False
     frame_stats: bool = False
+    recorder_events: tuple[str, ...] = ("tcp://127.0.0.1:5557",)
+    recordings: Path = Path("recordings")
+    pre_seconds: float = 2.0
+    post_seconds: float = 1.0
+    max_disk: int = 0
+    max_age: float = 0.0
 
 
 def parse_source(text: str) -> Source:
@@ -102,6 +108,26 @@ def parse_mask(text: str) -> Mask:
     if not Path(text).is_file():
         raise ValueError("expected rectangles x,y,w,h;x,y,w,h or an existing mask image file")
     return Mask(image=text)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``5GB``, ``500MB``, ``1.5G``, ``800k`` or a plain number; 0 or ``none`` for no limit."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", text.lower())
+    if text.strip().lower() in ("none", "off", ""):
+        return 0
+    if match is None:
+        raise ValueError("expected a size such as 5GB, 500MB or 0 for no limit")
+    return int(float(match.group(1)) * 1024 ** "_kmgt".index(match.group(2) or "_"))
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``30d``, ``12h``, ``90m``, ``45s`` or a plain number of seconds; 0 for no limit."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
+    if text.strip().lower() in ("none", "off", ""):
+        return 0.0
+    if match is None:
+        raise ValueError("expected a duration such as 30d, 12h, 90m or 0 for no limit")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
 
 
 def parse_endpoints(text: str) -> tuple[str, ...]:
@@ -155,6 +181,15 @@ def _log_level(text: str) -> str:
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
     return level
+
+
+def _folder(text: str) -> Path:
+    path = Path(text.strip()).expanduser()
+    if not text.strip():
+        raise ValueError("must not be empty")
+    if path.exists() and not path.is_dir():
+        raise ValueError("exists and is not a folder")
+    return path
 
 
 def _host(text: str) -> str:
@@ -213,6 +248,17 @@ OPTIONS: dict[str, Option] = {
                "5"),
         Option("mask", parse_mask, "regions to ignore: x,y,w,h rectangles separated by ';', or an image whose "
                "black areas are ignored", "none"),
+        Option("recorder_events", parse_endpoints, "ZeroMQ endpoint(s) of the recorder's events: the recorder "
+               "binds, others connect", "tcp://127.0.0.1:5557"),
+        Option("recordings", _folder, "folder of the recordings (the recorder writes, the gateway serves)",
+               "./recordings"),
+        Option("pre_seconds", _number(float, 0, 60), "seconds of footage kept before the first frame of motion",
+               "2"),
+        Option("post_seconds", _number(float, 0, 600), "seconds of footage kept after an episode has ended", "1"),
+        Option("max_disk", parse_size, "the most the recordings may take, oldest deleted first (e.g. 5GB; 0: no "
+               "limit)", "0"),
+        Option("max_age", parse_duration, "recordings older than this are deleted (e.g. 30d; 0: keep forever)",
+               "0"),
         Option("json", _bool, "print events as JSON lines", "false"),
         Option("frame_stats", _bool, "also subscribe to frames and print fps and dropped frames every second",
                "false"),

@@ -75,16 +75,19 @@ class CameraDetector:
         if measurement is None:
             return []
         transitions = self._tracker.update(frame.seq, frame.ts, measurement.delta, measurement.significant)
-        events = [self._event(frame, "delta", {
+        # motion_start goes before the delta that says motion is on, so nobody sees the episode before
+        # it starts; motion_end after the delta that says it is off.
+        events = [self._event(frame, kind, data) for kind, data in transitions if kind == "motion_start"]
+        events.append(self._event(frame, "delta", {
             "delta": measurement.delta,
             "significant": measurement.significant,
             "boxes": [list(box) for box in measurement.boxes],
             "skipped": skipped,
             "motion": self._tracker.active,
-        })]
+        }))
         if measurement.lightswitch:
             events.append(self._event(frame, "lightswitch", {"changed": measurement.changed}))
-        events.extend(self._event(frame, kind, data) for kind, data in transitions)
+        events.extend(self._event(frame, kind, data) for kind, data in transitions if kind == "motion_end")
         return events
 
     def close(self, reason: str) -> Event | None:

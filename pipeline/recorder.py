@@ -1,35 +1,260 @@
-"""Recorder stage: subscribes to frames and events (writing recordings: issue 4).
+"""Recorder stage: one browser-playable MP4 per kept motion episode, with pre-roll and thumbnail.
 
-For now it only counts what it receives and logs the counts, so that the pipeline's shape, its
-sockets and its process management are in place for the recorder to fill in. It subscribes to
-every frame with a deep queue, unlike viewers, because a recording needs every frame.
+It subscribes to frames and to the detector's events, keeps the last ``--pre-seconds`` of every
+camera in memory, and on ``motion_start`` starts writing those frames and every new one to a
+hidden ``.part`` file. ``motion_end`` with ``keep`` false deletes it; with ``keep`` true the
+recording goes on for ``--post-seconds`` and is then published under its final name with a
+thumbnail (the frame with the largest delta) and a JSON sidecar. It publishes
+``recording_started``, ``recording_saved`` and ``recording_discarded`` on its own events socket.
+
+A recorder that starts while an episode is already open (after a crash or a restart) joins it
+from the next ``delta`` event that says motion is on, and marks the result cut short.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import zmq
 
 from pipeline import bus, config
-from pipeline.protocol import event_topic, frame_topic
-from pipeline.stage import Tally, consume, main
+from pipeline.library import Library, recording_name
+from pipeline.mp4 import Mp4Writer
+from pipeline.preroll import PreRoll
+from pipeline.protocol import Event, Frame, event_topic, frame_topic
+from pipeline.stage import POLL_MS, main
 
-OPTIONS = ("frames", "events", "log_level")
+OPTIONS = ("frames", "events", "recorder_events", "recordings", "pre_seconds", "post_seconds", "max_disk",
+           "max_age", "log_level")
+# Enough queued frames to ride out a slow moment of the encoder, a few seconds at 30 fps.
 RECORDER_FRAME_HWM = 100
+# A recording whose camera sends nothing for this long after its post-roll is due is finished as is.
+SILENT_AFTER_S = 5.0
+RETENTION_EVERY_S = 60.0
+# The thumbnail is looked up among the newest frames, so the buffer keeps at least this much.
+MIN_BUFFER_S = 1.0
 
 log = logging.getLogger("camserver.recorder")
 
 
+@dataclass
+class Recording:
+    """A recording being written: its file, and what the sidecar will say about it."""
+
+    name: str
+    start_seq: int
+    joined: bool
+    writer: Mp4Writer | None = None
+    significant_frames: int = 0
+    peak_delta: float = 0.0
+    peak_seq: int | None = None
+    thumbnail: bytes | None = None
+    end_seq: int | None = None
+    until_ts: float | None = None
+    last_frame_at: float = field(default_factory=time.monotonic)
+
+
+class CameraRecorder:
+    """One camera's recording state machine; returns the events it wants published."""
+
+    def __init__(self, camera: str, library: Library, pre_seconds: float, post_seconds: float) -> None:
+        self.camera = camera
+        self._library = library
+        self._pre = pre_seconds
+        self._post = post_seconds
+        self._buffer = PreRoll(max(pre_seconds, MIN_BUFFER_S))
+        self.current: Recording | None = None
+
+    def on_frame(self, frame: Frame) -> list[Event]:
+        self._buffer.add(frame)
+        recording = self.current
+        if recording is None:
+            return []
+        recording.last_frame_at = time.monotonic()
+        if recording.until_ts is not None and frame.ts > recording.until_ts:
+            return self._finish(frame, cut_short=recording.joined)
+        return self._write(frame)
+
+    def on_event(self, event: Event) -> list[Event]:
+        recording = self.current
+        if event.type == "motion_start":
+            published = self._finish(event, cut_short=recording.joined) if recording is not None else []
+            return published + self._start(event, joined=False)
+        if event.type == "delta":
+            if recording is None and event.data.get("motion") is True:
+                return self._start(event, joined=True)
+            if recording is not None and recording.until_ts is None:
+                self._note_delta(recording, event)
+            return []
+        if event.type == "motion_end" and recording is not None and recording.until_ts is None:
+            if not event.data.get("keep", True):
+                return self._discard(event, "episode discarded by the detector")
+            recording.end_seq = event.seq
+            recording.until_ts = event.ts + self._post
+            if isinstance(event.data.get("significant_frames"), int) and not recording.joined:
+                recording.significant_frames = event.data["significant_frames"]
+        return []
+
+    def tick(self) -> list[Event]:
+        """Finish a recording whose camera fell silent during its post-roll."""
+        recording = self.current
+        if recording is None or recording.until_ts is None:
+            return []
+        if time.monotonic() - recording.last_frame_at > SILENT_AFTER_S + self._post:
+            return self._finish(None, cut_short=recording.joined)
+        return []
+
+    def stop(self) -> list[Event]:
+        """On shutdown: a recording in progress is finished properly, marked cut short if mid-episode."""
+        recording = self.current
+        if recording is None:
+            return []
+        return self._finish(None, cut_short=recording.joined or recording.until_ts is None)
+
+    def _start(self, trigger: Event, joined: bool) -> list[Event]:
+        frames = self._buffer.since(trigger.ts - self._pre)
+        start_ts = frames[0].ts if frames else trigger.ts
+        self.current = Recording(recording_name(self.camera, start_ts), trigger.seq, joined)
+        log.info("%s: recording %s%s", self.camera, self.current.name,
+                 " (joined an episode in progress)" if joined else "")
+        published = [self._event(trigger, "recording_started", {"name": self.current.name, "start_ts": start_ts,
+                                                                 "joined": joined})]
+        if trigger.type == "delta":
+            self._note_delta(self.current, trigger)
+        for frame in frames:
+            published += self._write(frame)
+        return published
+
+    def _note_delta(self, recording: Recording, event: Event) -> None:
+        delta = event.data.get("delta")
+        if not isinstance(delta, int | float):
+            return
+        if event.data.get("significant") is True:
+            recording.significant_frames += 1
+        if delta > recording.peak_delta or recording.thumbnail is None:
+            frame = self._buffer.find(event.seq)
+            if frame is not None:
+                recording.peak_delta, recording.peak_seq, recording.thumbnail = delta, event.seq, frame.jpeg
+
+    def _write(self, frame: Frame) -> list[Event]:
+        recording = self.current
+        assert recording is not None
+        try:
+            if recording.writer is None:
+                self._library.root.mkdir(parents=True, exist_ok=True)
+                recording.writer = Mp4Writer(self._library.part_path(recording.name), frame.width, frame.height)
+            elif recording.writer.last_ts is not None and frame.ts <= recording.writer.last_ts:
+                return []
+            recording.writer.write(frame.jpeg, frame.ts)
+        except ValueError as exc:
+            log.warning("%s: skipping frame %d: %s", self.camera, frame.seq, exc)
+        except OSError as exc:
+            return self._discard(frame, _disk_error(exc))
+        return []
+
+    def _finish(self, last: Frame | Event | None, cut_short: bool) -> list[Event]:
+        recording = self.current
+        assert recording is not None
+        self.current = None
+        writer = recording.writer
+        if writer is None or writer.frames == 0:
+            if writer is not None:
+                writer.abort()
+            return []
+        try:
+            writer.close()
+            sidecar = self._library.publish(recording.name, writer.path, recording.thumbnail, {
+                "camera": self.camera,
+                "start": writer.first_ts,
+                "end": writer.last_ts,
+                "duration": round(writer.duration, 3),
+                "frames": writer.frames,
+                "significant_frames": recording.significant_frames,
+                "peak_delta": recording.peak_delta,
+                "peak_seq": recording.peak_seq,
+                "start_seq": recording.start_seq,
+                "end_seq": recording.end_seq,
+                "cut_short": cut_short,
+            })
+        except OSError as exc:
+            writer.path.unlink(missing_ok=True)
+            log.error("%s: could not save %s: %s", self.camera, recording.name, _disk_error(exc))
+            return [self._event_for(last, recording, "recording_discarded",
+                                    {"name": recording.name, "reason": _disk_error(exc)})]
+        log.info("%s: saved %s (%.1f s, %d frames, %d KB%s)", self.camera, recording.name, sidecar["duration"],
+                 writer.frames, sidecar["size"] // 1024, ", cut short" if cut_short else "")
+        return [self._event_for(last, recording, "recording_saved", {
+            "name": recording.name, "path": sidecar["video"], "video": sidecar["video"],
+            "thumbnail": sidecar["thumbnail"], "duration": sidecar["duration"], "size": sidecar["size"],
+            "cut_short": cut_short,
+        })]
+
+    def _discard(self, trigger: Frame | Event, reason: str) -> list[Event]:
+        recording = self.current
+        assert recording is not None
+        self.current = None
+        if recording.writer is not None:
+            recording.writer.abort()
+        log.info("%s: discarded %s: %s", self.camera, recording.name, reason)
+        return [self._event(trigger, "recording_discarded", {"name": recording.name, "reason": reason})]
+
+    def _event(self, about: Frame | Event, kind: str, data: dict[str, Any]) -> Event:
+        return Event(self.camera, about.seq, about.ts, kind, data)
+
+    def _event_for(self, about: Frame | Event | None, recording: Recording, kind: str,
+                   data: dict[str, Any]) -> Event:
+        if about is not None:
+            return self._event(about, kind, data)
+        last_ts = recording.writer.last_ts if recording.writer is not None else None
+        return Event(self.camera, recording.start_seq, last_ts or time.time(), kind, data)
+
+
+def _disk_error(exc: OSError) -> str:
+    return "disk full" if exc.errno == errno.ENOSPC else f"cannot write: {exc}"
+
+
 def run(cfg: config.Config, stop: threading.Event) -> int:
+    library = Library(cfg.recordings)
+    cameras: dict[str, CameraRecorder] = {}
     endpoints = (*cfg.frames, *cfg.events)
     with (
         zmq.Context() as ctx,
+        bus.publisher(ctx, cfg.recorder_events, bus.EVENT_HWM) as events,
         bus.subscriber(ctx, endpoints, [frame_topic(), event_topic()], RECORDER_FRAME_HWM) as sock,
     ):
-        log.info("reading frames from %s and events from %s", ",".join(cfg.frames), ",".join(cfg.events))
-        consume(sock, stop, Tally(log), log)
+        for sidecar in library.recover():
+            events.send_multipart(Event(sidecar["camera"], 0, time.time(), "recording_saved", {
+                "name": sidecar["name"], "path": sidecar["video"], "video": sidecar["video"],
+                "thumbnail": sidecar["thumbnail"], "duration": sidecar["duration"], "size": sidecar["size"],
+                "cut_short": True}).encode())
+        log.info("recording to %s from frames %s and events %s (pre %g s, post %g s)", cfg.recordings,
+                 ",".join(cfg.frames), ",".join(cfg.events), cfg.pre_seconds, cfg.post_seconds)
+        next_retention = 0.0
+        while not stop.is_set():
+            published: list[Event] = []
+            for message in bus.receive(sock, POLL_MS, log):
+                recorder = cameras.get(message.camera)
+                if recorder is None:
+                    recorder = cameras[message.camera] = CameraRecorder(
+                        message.camera, library, cfg.pre_seconds, cfg.post_seconds)
+                published += recorder.on_frame(message) if isinstance(message, Frame) else recorder.on_event(message)
+            for recorder in cameras.values():
+                published += recorder.tick()
+            for event in published:
+                events.send_multipart(event.encode())
+            saved = any(event.type == "recording_saved" for event in published)
+            if (saved or time.monotonic() >= next_retention) and (cfg.max_disk or cfg.max_age):
+                library.enforce(cfg.max_disk, cfg.max_age)
+                next_retention = time.monotonic() + RETENTION_EVERY_S
+        for recorder in cameras.values():
+            for event in recorder.stop():
+                events.send_multipart(event.encode())
+        events.setsockopt(zmq.LINGER, 500)
     return 0
 
 

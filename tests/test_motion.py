@@ -172,7 +172,8 @@ def test_a_corrupt_jpeg_is_skipped_without_losing_state() -> None:
     broken = Frame("cam0", 1, 1.1, W, H, False, b"\xff\xd8 not really a jpeg")
     assert detector.process(broken) == []
     events = detector.process(Frame("cam0", 2, 1.2, W, H, False, jpeg(images[2])))
-    assert events[0].type == "delta" and events[0].data["skipped"] == 1 and events[0].data["significant"]
+    assert [e.type for e in events] == ["motion_start", "delta"]
+    assert events[1].data["skipped"] == 1 and events[1].data["significant"] and events[1].data["motion"]
 
 
 def test_a_capture_restart_is_not_compared_with_the_frame_before_it() -> None:

@@ -1,0 +1,163 @@
+"""H.264 in fragmented MP4, written so that a crash loses at most the last second.
+
+Browsers play H.264 in MP4 and not the MPEG-4 part 2 that OpenCV's wheels can encode, so video
+goes through PyAV, whose wheels bundle FFmpeg with libx264. The file is *fragmented* MP4: a
+header without sample tables, then self-contained fragments, one per keyframe. A keyframe is
+forced every KEYFRAME_EVERY_S of capture time and the file is flushed and fsynced as each
+fragment is written, so a kill -9 or a power cut leaves every complete fragment playable, which a
+classic MP4 (whose index is written last) would not.
+
+Presentation times come from each frame's capture ``ts`` in milliseconds, so a recording lasts
+as long as the scene did, whatever frames were dropped on the way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+import cv2
+import numpy as np
+
+KEYFRAME_EVERY_S = 1.0
+TIME_BASE = Fraction(1, 1000)
+# zerolatency: no lookahead or B-frames, so a frame leaves the encoder as it goes in and a fragment
+# on disk is never more than KEYFRAME_EVERY_S behind the camera.
+ENCODER_OPTIONS = {"preset": "veryfast", "crf": "23", "tune": "zerolatency"}
+FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+
+
+class Mp4Writer:
+    """Encodes JPEG frames into one fragmented H.264 MP4 file at ``path``."""
+
+    def __init__(self, path: Path, width: int, height: int, nominal_fps: float = 10.0) -> None:
+        self.path = path
+        self.size = (width, height)
+        self.frames = 0
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self._last_pts = -1
+        self._last_key_ts = float("-inf")
+        self._file: BinaryIO = path.open("wb")
+        self._container = av.open(self._file, "w", format="mp4", options=FRAGMENTED)
+        self._stream = self._container.add_stream("libx264", rate=round(nominal_fps))
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.codec_context.time_base = TIME_BASE
+        self._stream.codec_context.thread_count = 1
+        self._stream.options = dict(ENCODER_OPTIONS)
+
+    def write(self, jpeg: bytes, ts: float) -> None:
+        """Add one frame captured at ``ts``; ValueError for bytes that are not a JPEG."""
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError("frame does not decode as a JPEG")
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        if self.first_ts is None:
+            self.first_ts = ts
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        # Milliseconds since the first frame; never repeated, because a muxer refuses equal times.
+        frame.pts = max(round((ts - self.first_ts) * 1000), self._last_pts + 1)
+        frame.time_base = TIME_BASE
+        self._last_pts = frame.pts
+        if ts - self._last_key_ts >= KEYFRAME_EVERY_S:
+            frame.pict_type = av.video.frame.PictureType.I
+            self._last_key_ts = ts
+        self._mux(self._stream.encode(frame))
+        self.frames += 1
+        self.last_ts = ts
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first frame to the end of the last, as a player will show it."""
+        if self.first_ts is None or self.last_ts is None:
+            return 0.0
+        return self.last_ts - self.first_ts + self._frame_interval()
+
+    def close(self) -> None:
+        """Flush the encoder, finish the file and make it durable."""
+        self._mux(self._stream.encode(None))
+        self._container.close()
+        self._sync()
+        self._file.close()
+
+    def abort(self) -> None:
+        """Stop writing and delete the file: nothing of it is worth keeping."""
+        with contextlib.suppress(OSError, av.FFmpegError):
+            self._container.close()
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+    def _frame_interval(self) -> float:
+        if self.frames < 2 or self.first_ts is None or self.last_ts is None:
+            return 0.1
+        return (self.last_ts - self.first_ts) / (self.frames - 1)
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            self._container.mux(packet)
+            if packet.is_keyframe:
+                # A keyframe makes the muxer write out the fragment before it: make that durable.
+                self._sync()
+
+    def _sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+
+def probe(path: Path) -> tuple[float, int, str] | None:
+    """(duration in seconds, frames, codec) of what a player can decode in ``path``, or None."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            first = last = None
+            frames = 0
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                seconds = float(packet.pts * packet.time_base)
+                first = seconds if first is None else min(first, seconds)
+                last = seconds if last is None else max(last, seconds)
+                frames += 1
+            codec = stream.codec_context.name
+    except (av.FFmpegError, IndexError, OSError):
+        return None
+    if frames == 0 or first is None or last is None:
+        return None
+    interval = (last - first) / (frames - 1) if frames > 1 else 0.1
+    return last - first + interval, frames, codec
+
+
+def salvage(part: Path, target: Path) -> tuple[float, int] | None:
+    """Copy the complete fragments of a cut-short ``part`` file into ``target`` (a normal MP4).
+
+    Returns (duration, frames) of what was saved, or None when nothing in it is playable. The
+    packets are copied, not re-encoded: salvaging costs a read and a write, whatever the length.
+    """
+    try:
+        with av.open(str(part)) as source, target.open("wb") as out_file:
+            video = source.streams.video[0]
+            with av.open(out_file, "w", format="mp4", options=FRAGMENTED) as out:
+                stream = out.add_stream_from_template(video)
+                frames = 0
+                for packet in source.demux(video):
+                    if packet.dts is None:
+                        continue
+                    packet.stream = stream
+                    out.mux(packet)
+                    frames += 1
+            out_file.flush()
+            os.fsync(out_file.fileno())
+    except (av.FFmpegError, IndexError, OSError):
+        target.unlink(missing_ok=True)
+        return None
+    info = probe(target) if frames else None
+    if info is None:
+        target.unlink(missing_ok=True)
+        return None
+    return info[0], info[1]
