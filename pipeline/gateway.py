@@ -9,6 +9,8 @@ takes them. Routes:
     GET /snapshot.jpg   the newest frame
     GET /stream.mjpg    multipart/x-mixed-replace MJPEG for VLC, ffmpeg, Home Assistant, <img>
     GET /healthz        JSON ages of the newest frame and event per camera; 503 when stale
+    GET /api/recordings the recordings' sidecars, newest first, with the URLs of video and thumbnail
+    GET /recordings/F   a recording's files, with HTTP Range (browsers seek with it)
 
 Every route takes ``?camera=ID``; without it, the first camera that sent a frame is shown.
 """
@@ -29,10 +31,11 @@ import zmq.asyncio
 
 from pipeline import bus, config
 from pipeline.hub import Hub, Viewer
+from pipeline.library import Library, parse_name
 from pipeline.protocol import Event, Frame, ProtocolError, check_camera_id, event_topic, frame_topic
 from pipeline.stage import async_stop_event, setup_logging
 
-OPTIONS = ("host", "port", "frames", "events", "log_level")
+OPTIONS = ("host", "port", "frames", "events", "recorder_events", "recordings", "log_level")
 WEB_DIR = Path(__file__).parent / "web"
 STATUS_EVERY_S = 1.0
 MJPEG_BOUNDARY = "camserverframe"
@@ -118,6 +121,31 @@ class Health(JsonErrors):
         self.finish(body)
 
 
+class RecordingList(JsonErrors):
+    def initialize(self, library: Library) -> None:
+        self.library = library
+
+    def get(self) -> None:
+        recordings = [
+            {**sidecar,
+             "video_url": f"/recordings/{sidecar['video']}",
+             "thumbnail_url": f"/recordings/{sidecar['thumbnail']}" if sidecar.get("thumbnail") else None}
+            for sidecar in self.library.recordings()
+        ]
+        self.set_header("Cache-Control", "no-store")
+        self.finish({"recordings": recordings})
+
+
+class RecordingFile(tornado.web.StaticFileHandler):
+    """Published recording files only: Tornado keeps requests inside the folder, this hides the rest."""
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        path = Path(absolute_path)
+        if parse_name(path.stem) is None or path.suffix not in (".mp4", ".jpg", ".json"):
+            raise tornado.web.HTTPError(404)
+        return super().validate_absolute_path(root, absolute_path)
+
+
 class LiveSocket(tornado.websocket.WebSocketHandler):
     """The live view: a status message now and every second, then per frame its header and its JPEG."""
 
@@ -180,7 +208,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
               1000 * handler.request.request_time())
 
 
-def make_app(hub: Hub) -> tornado.web.Application:
+def make_app(hub: Hub, library: Library) -> tornado.web.Application:
     args = {"hub": hub}
     return tornado.web.Application(
         [
@@ -189,6 +217,8 @@ def make_app(hub: Hub) -> tornado.web.Application:
             (r"/snapshot\.jpg", Snapshot, args),
             (r"/stream\.mjpg", MjpegStream, args),
             (r"/healthz", Health, args),
+            (r"/api/recordings", RecordingList, {"library": library}),
+            (r"/recordings/([^/]+)", RecordingFile, {"path": str(library.root)}),
         ],
         static_path=WEB_DIR,
         log_function=log_request,
@@ -218,14 +248,14 @@ async def serve(cfg: config.Config) -> int:
     stop = async_stop_event()
     hub = Hub()
     try:
-        server = make_app(hub).listen(cfg.port, cfg.host)
+        server = make_app(hub, Library(cfg.recordings)).listen(cfg.port, cfg.host)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", cfg.host, cfg.port, exc)
         return 1
     ctx = zmq.asyncio.Context()
     sockets = [
         bus.subscriber(ctx, cfg.frames, [frame_topic()], bus.FRAME_HWM),
-        bus.subscriber(ctx, cfg.events, [event_topic()], bus.EVENT_HWM),
+        bus.subscriber(ctx, (*cfg.events, *cfg.recorder_events), [event_topic()], bus.EVENT_HWM),
     ]
     pumps = [asyncio.create_task(pump(sock, hub)) for sock in sockets]
     log.info("live view on http://%s:%d/ (frames from %s, events from %s)",

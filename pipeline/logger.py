@@ -20,7 +20,7 @@ from pipeline import bus, config
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
 from pipeline.stage import consume, main
 
-OPTIONS = ("events", "frames", "json", "frame_stats", "log_level")
+OPTIONS = ("events", "recorder_events", "frames", "json", "frame_stats", "log_level")
 QUIET_TYPES = frozenset({"delta"})
 
 log = logging.getLogger("camserver.logger")
@@ -77,10 +77,10 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
         for line in stats.lines() if stats is not None else ():
             print(line, flush=True)
 
-    endpoints = (*cfg.events, *cfg.frames) if stats is not None else cfg.events
+    endpoints = (*cfg.events, *cfg.recorder_events, *(cfg.frames if stats is not None else ()))
     topics = [event_topic(), frame_topic()] if stats is not None else [event_topic()]
     with zmq.Context() as ctx, bus.subscriber(ctx, endpoints, topics, bus.EVENT_HWM) as sock:
-        log.info("printing events from %s%s", ",".join(cfg.events),
+        log.info("printing events from %s%s", ",".join((*cfg.events, *cfg.recorder_events)),
                  f" and frame statistics from {','.join(cfg.frames)}" if stats is not None else "")
         consume(sock, stop, handle, log)
     return 0

@@ -50,17 +50,24 @@ class Stage:
 
 @dataclass
 class Ports:
+    """This test's endpoints and recordings folder, handed to every stage it starts."""
+
     frames: str
     events: str
+    recorder_events: str
     http: int
+    recordings: Path
 
     def env(self) -> dict[str, str]:
-        return {"CAMSERVER_FRAMES": self.frames, "CAMSERVER_EVENTS": self.events, "CAMSERVER_PORT": str(self.http)}
+        return {"CAMSERVER_FRAMES": self.frames, "CAMSERVER_EVENTS": self.events,
+                "CAMSERVER_RECORDER_EVENTS": self.recorder_events, "CAMSERVER_PORT": str(self.http),
+                "CAMSERVER_RECORDINGS": str(self.recordings)}
 
 
 @pytest.fixture
-def ports() -> Ports:
-    return Ports(f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port())
+def ports(tmp_path: Path) -> Ports:
+    endpoint = lambda: f"tcp://127.0.0.1:{free_port()}"  # noqa: E731
+    return Ports(endpoint(), endpoint(), endpoint(), free_port(), tmp_path / "recordings")
 
 
 @pytest.fixture

@@ -7,12 +7,16 @@ import signal
 import tempfile
 from collections.abc import Callable, Iterator
 
+import cv2
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from pipeline.demo import DemoScene
+from pipeline.library import Library, recording_name
+from pipeline.mp4 import Mp4Writer
 from tests.conftest import REPO, Ports, Stage, wait_for
-from tests.test_live import gateway_up
+from tests.test_live import gateway_up, http_get
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -90,3 +94,36 @@ def test_live_page_shows_recording_and_motion_boxes_during_the_demo_visit(
     browser.save_screenshot(str(ARTIFACTS / "live-view-motion.png"))
     wait_for(lambda: page_state(browser)["motion"] == "idle", 20, "the badge to return to Idle after the visit")
     assert page_state(browser)["boxes"] == []
+
+
+def test_a_recording_plays_in_the_browser(browser: webdriver.Chrome, start_stage: Callable[..., Stage],
+                                          ports: Ports) -> None:
+    library = Library(ports.recordings)
+    ports.recordings.mkdir()
+    name = recording_name("cam0", 1_790_000_000.0)
+    writer = Mp4Writer(library.part_path(name), 640, 480)
+    scene = DemoScene(640, 480, seed=1)
+    for i in range(40):
+        ts = 1_790_000_000.0 + i / 10
+        writer.write(cv2.imencode(".jpg", scene.render(3 + i / 10, ts))[1].tobytes(), ts)
+    writer.close()
+    library.publish(name, writer.path, None, {"camera": "cam0", "duration": writer.duration})
+    start_stage("gateway")
+    wait_for(lambda: _reachable(ports.http), 15, "the gateway to listen")
+    browser.get(f"http://127.0.0.1:{ports.http}/")
+    browser.execute_script(
+        "const v = document.createElement('video'); v.id = 'player'; v.muted = true;"
+        f"v.src = '/recordings/{name}.mp4'; document.body.appendChild(v); v.play();")
+    video = lambda expr: browser.execute_script(f"return document.getElementById('player').{expr}")  # noqa: E731
+    wait_for(lambda: video("readyState") >= 2 or video("error"), 15, "the video to load")
+    assert video("error") is None, video("error.code")
+    assert abs(video("duration") - 4.0) < 0.3
+    wait_for(lambda: video("currentTime") > 0.5, 10, "playback to advance")
+    assert (video("videoWidth"), video("videoHeight")) == (640, 480)
+
+
+def _reachable(port: int) -> bool:
+    try:
+        return http_get(port, "/healthz")[0] in (200, 503)
+    except OSError:
+        return False
