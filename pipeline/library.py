@@ -41,7 +41,10 @@ def parse_name(name: str) -> tuple[str, float] | None:
     match = _NAME.fullmatch(name)
     if match is None:
         return None
-    start = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+    try:
+        start = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:  # the right shape but no real date (month 13): not one of ours
+        return None
     return match.group(2), start.timestamp()
 
 
@@ -148,8 +151,9 @@ class Library:
         if not self.root.is_dir():
             return []
         saved = []
-        for tmp in self.root.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        for pattern in (".*.tmp", ".*.salvage"):
+            for leftover in self.root.glob(pattern):
+                leftover.unlink(missing_ok=True)
         for part in sorted(self.root.glob(f".*{PART}")):
             name = part.name[1:-len(PART)]
             parsed = parse_name(name)

@@ -36,6 +36,8 @@ class Mp4Writer:
 
     def __init__(self, path: Path, width: int, height: int, nominal_fps: float = 10.0) -> None:
         self.path = path
+        # H.264 in yuv420p needs even sizes; an odd one (from a third-party publisher) loses a line.
+        width, height = width - width % 2, height - height % 2
         self.size = (width, height)
         self.frames = 0
         self.first_ts: float | None = None
@@ -53,7 +55,7 @@ class Mp4Writer:
 
     def write(self, jpeg: bytes, ts: float) -> None:
         """Add one frame captured at ``ts``; ValueError for bytes that are not a JPEG."""
-        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) if jpeg else None
         if image is None:
             raise ValueError("frame does not decode as a JPEG")
         if (image.shape[1], image.shape[0]) != self.size:
@@ -134,23 +136,29 @@ def probe(path: Path) -> tuple[float, int, str] | None:
 
 
 def salvage(part: Path, target: Path) -> tuple[float, int] | None:
-    """Copy the complete fragments of a cut-short ``part`` file into ``target`` (a normal MP4).
+    """Copy the playable frames of a cut-short ``part`` file into ``target``.
 
-    Returns (duration, frames) of what was saved, or None when nothing in it is playable. The
-    packets are copied, not re-encoded: salvaging costs a read and a write, whatever the length.
+    Returns (duration, frames) of what was saved, or None when nothing in it is playable. Packets
+    are copied, not re-encoded, up to the first one that does not decode: a crash while a fragment
+    was being written leaves its last packet cut off, and a player would stop there too.
     """
+    frames = 0
     try:
         with av.open(str(part)) as source, target.open("wb") as out_file:
             video = source.streams.video[0]
+            decoder = video.codec_context
             with av.open(out_file, "w", format="mp4", options=FRAGMENTED) as out:
                 stream = out.add_stream_from_template(video)
-                frames = 0
-                for packet in source.demux(video):
-                    if packet.dts is None:
-                        continue
-                    packet.stream = stream
-                    out.mux(packet)
-                    frames += 1
+                try:
+                    for packet in source.demux(video):
+                        if packet.dts is None:
+                            continue
+                        decoder.decode(packet)
+                        packet.stream = stream
+                        out.mux(packet)
+                        frames += 1
+                except av.FFmpegError:
+                    pass  # the cut-off end of the file: keep what came before it
             out_file.flush()
             os.fsync(out_file.fileno())
     except (av.FFmpegError, IndexError, OSError):

@@ -17,7 +17,7 @@ import errno
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
@@ -33,7 +33,7 @@ OPTIONS = ("frames", "events", "recorder_events", "recordings", "pre_seconds", "
            "max_age", "log_level")
 # Enough queued frames to ride out a slow moment of the encoder, a few seconds at 30 fps.
 RECORDER_FRAME_HWM = 100
-# A recording whose camera sends nothing for this long after its post-roll is due is finished as is.
+# A post-roll not ended by a frame this long after it was due is finished as it is.
 SILENT_AFTER_S = 5.0
 RETENTION_EVERY_S = 60.0
 # The thumbnail is looked up among the newest frames, so the buffer keeps at least this much.
@@ -56,7 +56,7 @@ class Recording:
     thumbnail: bytes | None = None
     end_seq: int | None = None
     until_ts: float | None = None
-    last_frame_at: float = field(default_factory=time.monotonic)
+    deadline: float | None = None
 
 
 class CameraRecorder:
@@ -75,7 +75,6 @@ class CameraRecorder:
         recording = self.current
         if recording is None:
             return []
-        recording.last_frame_at = time.monotonic()
         if recording.until_ts is not None and frame.ts > recording.until_ts:
             return self._finish(frame, cut_short=recording.joined)
         return self._write(frame)
@@ -83,7 +82,7 @@ class CameraRecorder:
     def on_event(self, event: Event) -> list[Event]:
         recording = self.current
         if event.type == "motion_start":
-            published = self._finish(event, cut_short=recording.joined) if recording is not None else []
+            published = self._finish(event, cut_short=self._cut_short(recording)) if recording is not None else []
             return published + self._start(event, joined=False)
         if event.type == "delta":
             if recording is None and event.data.get("motion") is True:
@@ -96,25 +95,29 @@ class CameraRecorder:
                 return self._discard(event, "episode discarded by the detector")
             recording.end_seq = event.seq
             recording.until_ts = event.ts + self._post
+            recording.deadline = time.monotonic() + self._post + SILENT_AFTER_S
             if isinstance(event.data.get("significant_frames"), int) and not recording.joined:
                 recording.significant_frames = event.data["significant_frames"]
         return []
 
     def tick(self) -> list[Event]:
-        """Finish a recording whose camera fell silent during its post-roll."""
+        """Finish a post-roll that frames did not end: the camera fell silent or its clock jumped back."""
         recording = self.current
-        if recording is None or recording.until_ts is None:
+        if recording is None or recording.deadline is None or time.monotonic() < recording.deadline:
             return []
-        if time.monotonic() - recording.last_frame_at > SILENT_AFTER_S + self._post:
-            return self._finish(None, cut_short=recording.joined)
-        return []
+        return self._finish(None, cut_short=recording.joined)
 
     def stop(self) -> list[Event]:
         """On shutdown: a recording in progress is finished properly, marked cut short if mid-episode."""
         recording = self.current
         if recording is None:
             return []
-        return self._finish(None, cut_short=recording.joined or recording.until_ts is None)
+        return self._finish(None, cut_short=self._cut_short(recording))
+
+    @staticmethod
+    def _cut_short(recording: Recording) -> bool:
+        """A recording ended now lacks part of its episode if it joined late or the episode goes on."""
+        return recording.joined or recording.until_ts is None
 
     def _start(self, trigger: Event, joined: bool) -> list[Event]:
         frames = self._buffer.since(trigger.ts - self._pre)

@@ -1,0 +1,242 @@
+"""The MP4 writer: browser-playable H.264 whose timing follows capture time, and that survives bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.demo import DemoScene
+from pipeline.mp4 import KEYFRAME_EVERY_S, Mp4Writer, probe, salvage
+
+W, H = 320, 240
+T0 = 1_700_000_000.0
+SCENE = DemoScene(W, H, seed=11)
+
+
+def picture(t: float, size: tuple[int, int] = (W, H)) -> np.ndarray:
+    image = SCENE.render(t, T0 + t)
+    return image if size == (W, H) else cv2.resize(image, size)
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+
+
+def write(path: Path, times: list[float], fps: float = 10.0) -> Mp4Writer:
+    """A closed writer that got one demo frame at each of ``times`` (seconds after T0)."""
+    writer = Mp4Writer(path, W, H, nominal_fps=fps)
+    for t in times:
+        writer.write(jpeg(picture(t)), T0 + t)
+    writer.close()
+    return writer
+
+
+def packets(path: Path) -> list[tuple[float, bool]]:
+    """(presentation time in s, is keyframe) of every video packet, in file order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [(float(p.pts * p.time_base), p.is_keyframe) for p in container.demux(stream) if p.pts is not None]
+
+
+def test_the_file_is_h264_yuv420p_at_the_writer_size_and_decodes_every_frame(tmp_path: Path) -> None:
+    """Browsers play H.264 4:2:0 in MP4; anything else would be a file nobody can watch."""
+    path = tmp_path / "a.mp4"
+    write(path, [i / 10 for i in range(20)])
+    with av.open(str(path)) as container:
+        assert "mp4" in container.format.name
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert stream.codec_context.pix_fmt == "yuv420p"
+        assert (stream.codec_context.width, stream.codec_context.height) == (W, H)
+        decoded = [frame.to_ndarray(format="bgr24") for frame in container.decode(stream)]
+    assert len(decoded) == 20
+    assert all(image.shape == (H, W, 3) for image in decoded)
+    # The pictures are the ones written (lossy, but close), in order.
+    for i in (0, 10, 19):
+        error = np.abs(decoded[i].astype(int) - picture(i / 10).astype(int)).mean()
+        assert error < 8, f"frame {i} differs by {error:.1f} on average"
+
+
+def test_duration_follows_capture_time_not_the_frame_count(tmp_path: Path) -> None:
+    """30 frames at 10 fps, 2 s with no frame at all, 10 more frames: 6 s, not the 4 s of 40 frames."""
+    path = tmp_path / "gap.mp4"
+    times = [i / 10 for i in range(30)] + [5.0 + i / 10 for i in range(10)]
+    writer = write(path, times)
+
+    info = probe(path)
+    assert info is not None
+    duration, frames, codec = info
+    assert (frames, codec) == (40, "h264")
+    assert duration == pytest.approx(3.0 + 2.0 + 1.0, rel=0.05)
+    assert writer.duration == pytest.approx(3.0 + 2.0 + 1.0, rel=0.05)
+    assert writer.frames == 40 and writer.first_ts == T0 and writer.last_ts == T0 + 5.9
+    # Each frame is shown at its own capture time: the first after the gap at 5.0 s.
+    shown = sorted(t for t, _ in packets(path))
+    assert shown[29] == pytest.approx(2.9, abs=0.002)
+    assert shown[30] == pytest.approx(5.0, abs=0.002)
+
+
+def test_uneven_frame_spacing_keeps_each_frame_at_its_capture_time(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    times = np.cumsum(rng.uniform(0.03, 0.3, 25))
+    times = [float(t - times[0]) for t in times]
+    path = tmp_path / "jitter.mp4"
+    write(path, times)
+    shown = sorted(t for t, _ in packets(path))
+    assert shown == pytest.approx(times, abs=0.002)
+
+
+def test_a_keyframe_about_every_second_of_capture_time(tmp_path: Path) -> None:
+    """Keyframes bound what a crash loses; too many would waste disk, too few lose more."""
+    path = tmp_path / "keys.mp4"
+    write(path, [i / 25 for i in range(100)], fps=25)  # 4 s at 25 fps
+    found = packets(path)
+    keys = [t for t, key in found if key]
+    assert found[0][1], "the file must start with a keyframe"
+    assert len(keys) == 4
+    assert np.diff(keys) == pytest.approx([KEYFRAME_EVERY_S] * 3, abs=0.05)
+
+
+def test_keyframes_follow_capture_time_across_a_gap_and_a_low_frame_rate(tmp_path: Path) -> None:
+    """At 2 fps a keyframe count per frame would be far too sparse in time; after a gap a new one is due at once."""
+    path = tmp_path / "slow.mp4"
+    times = [i / 2 for i in range(8)] + [10.0, 10.5, 11.0]  # 0 .. 3.5 s, then a 6.5 s gap
+    write(path, times, fps=2)
+    keys = [t for t, key in packets(path) if key]
+    assert keys == pytest.approx([0.0, 1.0, 2.0, 3.0, 10.0, 11.0], abs=0.002)
+
+
+def test_a_frame_of_another_size_is_scaled_to_the_writer_size(tmp_path: Path) -> None:
+    path = tmp_path / "sizes.mp4"
+    writer = Mp4Writer(path, W, H)
+    writer.write(jpeg(picture(0.0)), T0)
+    writer.write(jpeg(picture(0.1, (640, 480))), T0 + 0.1)
+    writer.write(jpeg(picture(0.2, (160, 90))), T0 + 0.2)
+    writer.write(jpeg(picture(0.3)), T0 + 0.3)
+    writer.close()
+    assert writer.frames == 4
+    with av.open(str(path)) as container:
+        sizes = [(frame.width, frame.height) for frame in container.decode(video=0)]
+    assert sizes == [(W, H)] * 4
+
+
+@pytest.mark.parametrize("payload", [b"not a jpeg", b"\xff\xd8\xff\xe0 truncated", bytes(1000)])
+def test_bytes_that_are_not_a_jpeg_raise_value_error_and_the_writer_goes_on(tmp_path: Path, payload: bytes) -> None:
+    path = tmp_path / "bad.mp4"
+    writer = Mp4Writer(path, W, H)
+    writer.write(jpeg(picture(0.0)), T0)
+    with pytest.raises(ValueError):
+        writer.write(payload, T0 + 0.1)
+    for i in range(2, 6):
+        writer.write(jpeg(picture(i / 10)), T0 + i / 10)
+    writer.close()
+    assert writer.frames == 5
+    info = probe(path)
+    assert info is not None
+    assert info[1] == 5
+    assert info[0] == pytest.approx(0.6, abs=0.05)  # 0.0, then 0.2 .. 0.5 and one frame interval
+
+
+def test_a_bad_first_frame_does_not_set_the_start_time(tmp_path: Path) -> None:
+    """The first good frame is time zero: a rejected one before it must not leave a blank lead-in."""
+    path = tmp_path / "late.mp4"
+    writer = Mp4Writer(path, W, H)
+    with pytest.raises(ValueError):
+        writer.write(b"garbage", T0)
+    for i in range(5, 10):
+        writer.write(jpeg(picture(i / 10)), T0 + i / 10)
+    writer.close()
+    assert writer.first_ts == T0 + 0.5
+    shown = sorted(t for t, _ in packets(path))
+    assert shown[0] == pytest.approx(0.0, abs=0.002)
+
+
+def test_empty_bytes_raise_value_error(tmp_path: Path) -> None:
+    writer = Mp4Writer(tmp_path / "empty.mp4", W, H)
+    try:
+        with pytest.raises(ValueError):
+            writer.write(b"", T0)
+    finally:
+        writer.abort()
+
+
+def test_equal_timestamps_do_not_break_the_file(tmp_path: Path) -> None:
+    """Two frames with the same ts (a coarse camera clock): the muxer refuses equal times, the writer must not."""
+    path = tmp_path / "same.mp4"
+    write(path, [0.0, 0.1, 0.1, 0.2, 0.3])
+    found = sorted(t for t, _ in packets(path))
+    assert len(found) == 5
+    assert len(set(found)) == 5
+
+
+def test_abort_leaves_no_file(tmp_path: Path) -> None:
+    path = tmp_path / ".x.mp4.part"
+    writer = Mp4Writer(path, W, H)
+    for i in range(15):
+        writer.write(jpeg(picture(i / 10)), T0 + i / 10)
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_abort_before_any_frame_leaves_no_file(tmp_path: Path) -> None:
+    Mp4Writer(tmp_path / "nothing.mp4", W, H).abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_probe_says_none_for_what_is_not_a_video(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\0\0\0\x18ftypisom" + bytes(range(256)) * 10)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    assert probe(garbage) is None
+    assert probe(empty) is None
+    assert probe(tmp_path / "missing.mp4") is None
+
+
+def test_salvage_copies_a_whole_file_and_refuses_garbage(tmp_path: Path) -> None:
+    source = tmp_path / "source.mp4"
+    write(source, [i / 10 for i in range(20)])
+    target = tmp_path / "copy.mp4"
+    saved = salvage(source, target)
+    assert saved is not None
+    assert saved == pytest.approx((2.0, 20), abs=0.01)
+    assert probe(target) == probe(source)
+
+    garbage = tmp_path / "garbage.part"
+    garbage.write_bytes(bytes(5000))
+    lost = tmp_path / "lost.mp4"
+    assert salvage(garbage, lost) is None
+    assert not lost.exists()
+
+
+def cut_short_copy(tmp_path: Path, fraction: float) -> Path:
+    """A 4 s recording truncated at ``fraction`` of its bytes: a crash while a fragment was being written."""
+    source = tmp_path / "source.mp4"
+    write(source, [i / 10 for i in range(40)])
+    data = source.read_bytes()
+    cut = tmp_path / "cut.part"
+    cut.write_bytes(data[: int(len(data) * fraction)])
+    return cut
+
+
+def test_salvage_of_a_file_cut_mid_fragment_keeps_its_earlier_seconds(tmp_path: Path) -> None:
+    target = tmp_path / "saved.mp4"
+    saved = salvage(cut_short_copy(tmp_path, 0.6), target)
+    assert saved is not None
+    duration, frames = saved
+    assert 1.0 <= duration <= 2.6
+    assert 10 <= frames <= 26
+    assert probe(target) == (duration, frames, "h264")
+
+
+def test_salvage_of_a_file_cut_mid_fragment_gives_a_file_that_decodes_to_the_end(tmp_path: Path) -> None:
+    target = tmp_path / "saved.mp4"
+    saved = salvage(cut_short_copy(tmp_path, 0.6), target)
+    assert saved is not None
+    with av.open(str(target)) as container:
+        decoded = list(container.decode(video=0))
+    assert len(decoded) == saved[1]
