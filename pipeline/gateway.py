@@ -10,6 +10,8 @@ takes them. Routes:
     GET /stream.mjpg    multipart/x-mixed-replace MJPEG for VLC, ffmpeg, Home Assistant, <img>
     GET /healthz        JSON ages of the newest frame and event per camera; 503 when stale
     GET /api/recordings the recordings' sidecars, newest first, with the URLs of video and thumbnail
+    GET, DELETE /api/recordings/NAME   one recording
+    GET /api/status     cameras, stage health, motion and recording, disk use
     GET /recordings/F   a recording's files, with HTTP Range (browsers seek with it)
 
 Every route takes ``?camera=ID``; without it, the first camera that sent a frame is shown.
@@ -38,6 +40,7 @@ from pipeline.stage import async_stop_event, setup_logging
 OPTIONS = ("host", "port", "frames", "events", "recorder_events", "recordings", "log_level")
 WEB_DIR = Path(__file__).parent / "web"
 STATUS_EVERY_S = 1.0
+MAX_PAGE = 500
 MJPEG_BOUNDARY = "camserverframe"
 
 log = logging.getLogger("camserver.gateway")
@@ -121,19 +124,65 @@ class Health(JsonErrors):
         self.finish(body)
 
 
+def with_urls(sidecar: dict[str, Any]) -> dict[str, Any]:
+    thumbnail = sidecar.get("thumbnail")
+    return {**sidecar, "video_url": f"/recordings/{sidecar['video']}",
+            "thumbnail_url": f"/recordings/{thumbnail}" if thumbnail else None}
+
+
 class RecordingList(JsonErrors):
+    """A page of recordings, newest first: ?limit=N&before=NAME&from=TS&to=TS."""
+
     def initialize(self, library: Library) -> None:
         self.library = library
 
     def get(self) -> None:
-        recordings = [
-            {**sidecar,
-             "video_url": f"/recordings/{sidecar['video']}",
-             "thumbnail_url": f"/recordings/{sidecar['thumbnail']}" if sidecar.get("thumbnail") else None}
-            for sidecar in self.library.recordings()
-        ]
+        limit = self._number("limit", int, 50)
+        if not 1 <= limit <= MAX_PAGE:
+            raise tornado.web.HTTPError(400, f"limit must be between 1 and {MAX_PAGE}")
+        recordings, cursor = self.library.page(limit, self.get_argument("before", None),
+                                               self._number("from", float, None), self._number("to", float, None))
         self.set_header("Cache-Control", "no-store")
-        self.finish({"recordings": recordings})
+        self.finish({"recordings": [with_urls(r) for r in recordings], "next": cursor})
+
+    def _number(self, key: str, kind: type, default: Any) -> Any:
+        raw = self.get_argument(key, None)
+        if raw is None:
+            return default
+        try:
+            return kind(raw)
+        except ValueError:
+            raise tornado.web.HTTPError(400, f"{key} must be a number, not {raw!r}") from None
+
+
+class Recording(JsonErrors):
+    def initialize(self, library: Library) -> None:
+        self.library = library
+
+    def get(self, name: str) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.finish(with_urls(self._sidecar(name)))
+
+    def delete(self, name: str) -> None:
+        self._sidecar(name)
+        self.library.delete(name)
+        log.info("deleted recording %s at a client's request", name)
+        self.finish({"deleted": name})
+
+    def _sidecar(self, name: str) -> dict[str, Any]:
+        sidecar = self.library.get(name)
+        if sidecar is None:
+            raise tornado.web.HTTPError(404, f"no recording named {name!r}")
+        return sidecar
+
+
+class Status(JsonErrors):
+    def initialize(self, hub: Hub, library: Library) -> None:
+        self.hub, self.library = hub, library
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.finish({**self.hub.overview(), "disk": self.library.disk()})
 
 
 class RecordingFile(tornado.web.StaticFileHandler):
@@ -218,6 +267,8 @@ def make_app(hub: Hub, library: Library) -> tornado.web.Application:
             (r"/stream\.mjpg", MjpegStream, args),
             (r"/healthz", Health, args),
             (r"/api/recordings", RecordingList, {"library": library}),
+            (r"/api/recordings/([^/]+)", Recording, {"library": library}),
+            (r"/api/status", Status, {"hub": hub, "library": library}),
             (r"/recordings/([^/]+)", RecordingFile, {"path": str(library.root)}),
         ],
         static_path=WEB_DIR,

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pipeline.protocol import Event, Frame
 
 OFFLINE_AFTER_S = 5.0
+# The recorder says it is alive every few seconds; three missed heartbeats and it counts as down.
+RECORDER_SILENT_AFTER_S = 15.0
+RECORDER_TYPES = frozenset({"recording_started", "recording_saved", "recording_discarded", "recorder_status"})
 RATE_WINDOW_S = 2.0
 EVENT_BACKLOG = 200
 
@@ -49,6 +52,8 @@ class CameraState:
     frame_at: float
     event_at: float | None = None
     meter: RateMeter = field(default_factory=RateMeter)
+    motion: bool = False
+    recording: bool = False
 
 
 class Viewer:
@@ -93,6 +98,8 @@ class Hub:
         self._clock = clock
         self.cameras: dict[str, CameraState] = {}
         self.viewers: set[Viewer] = set()
+        self.detector_at: float | None = None
+        self.recorder_at: float | None = None
 
     def default_camera(self) -> str | None:
         """The first camera that sent a frame: what a viewer that names none is shown."""
@@ -129,9 +136,20 @@ class Hub:
                 viewer.offer_frame(frame)
 
     def publish_event(self, event: Event) -> None:
+        now = self._clock()
+        if event.type in RECORDER_TYPES:
+            self.recorder_at = now
+        else:
+            self.detector_at = now
         state = self.cameras.get(event.camera)
         if state is not None:
-            state.event_at = self._clock()
+            state.event_at = now
+            if event.type == "delta":
+                state.motion = event.data.get("motion") is True
+            elif event.type in ("recording_started", "recorder_status"):
+                state.recording = event.type == "recording_started" or event.data.get("recording") is True
+            elif event.type in ("recording_saved", "recording_discarded"):
+                state.recording = False
         for viewer in self.viewers:
             if self.watched(viewer) == event.camera:
                 viewer.offer_event(event)
@@ -175,3 +193,35 @@ class Hub:
         }
         healthy = bool(cameras) and all(c["frame_age"] < OFFLINE_AFTER_S for c in cameras.values())
         return healthy, {"status": "ok" if healthy else "stale", "cameras": cameras}
+
+    def overview(self) -> dict[str, object]:
+        """Cameras and the health of the stages, as the gateway sees them, for /api/status."""
+        now = self._clock()
+        cameras = {
+            name: {
+                "online": now - state.frame_at < OFFLINE_AFTER_S,
+                "frame_age": round(now - state.frame_at, 3),
+                "fps": round(state.meter.rate(now), 2),
+                "w": state.frame.width,
+                "h": state.frame.height,
+                "demo": state.frame.demo,
+                "motion": state.motion,
+                "recording": state.recording,
+            }
+            for name, state in self.cameras.items()
+        }
+        frame_age = min((now - s.frame_at for s in self.cameras.values()), default=None)
+
+        def stage(age: float | None, limit: float) -> dict[str, object]:
+            return {"ok": age is not None and age < limit, "age": None if age is None else round(age, 3)}
+
+        return {
+            "cameras": cameras,
+            "stages": {
+                "capture": stage(frame_age, OFFLINE_AFTER_S),
+                "detector": stage(None if self.detector_at is None else now - self.detector_at, OFFLINE_AFTER_S),
+                "recorder": stage(None if self.recorder_at is None else now - self.recorder_at,
+                                  RECORDER_SILENT_AFTER_S),
+            },
+            "viewers": len(self.viewers),
+        }

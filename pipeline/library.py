@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,13 @@ def parse_name(name: str) -> tuple[str, float] | None:
     except ValueError:  # the right shape but no real date (month 13): not one of ours
         return None
     return match.group(2), start.timestamp()
+
+
+def _starts_within(name: str, since: float | None, until: float | None) -> bool:
+    parsed = parse_name(name)
+    if parsed is None:
+        return False
+    return (since is None or parsed[1] >= since) and (until is None or parsed[1] < until)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -102,17 +110,43 @@ class Library:
 
     def recordings(self) -> list[dict[str, Any]]:
         """Every complete recording's sidecar, newest first; unreadable sidecars are skipped."""
-        if not self.root.is_dir():
-            return []
+        return self.page(limit=None)[0]
+
+    def page(
+        self, limit: int | None, before: str | None = None, since: float | None = None, until: float | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Sidecars newest first: older than the name ``before``, started in [since, until), at most
+        ``limit``; and the name to pass as ``before`` for the next page (None on the last one).
+
+        Names carry the start time, so filtering and paging read only the sidecars returned.
+        """
+        names = [name for name in reversed(self._names())
+                 if (before is None or name < before) and _starts_within(name, since, until)]
         found = []
-        for path in sorted(self.root.glob(f"*{SIDECAR}"), reverse=True):
-            if parse_name(path.stem) is None:
-                continue
-            try:
-                found.append(json.loads(path.read_text()))
-            except (OSError, ValueError) as exc:
-                log.warning("skipping unreadable sidecar %s: %s", path.name, exc)
-        return found
+        for name in names[:limit]:
+            sidecar = self.get(name)
+            if sidecar is not None:
+                found.append(sidecar)
+        more = limit is not None and len(names) > limit
+        return found, names[limit - 1] if more and limit else None
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        """One recording's sidecar, or None when there is no such (complete, readable) recording."""
+        if parse_name(name) is None:
+            return None
+        path = self.path(name, SIDECAR)
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("skipping unreadable sidecar %s: %s", path.name, exc)
+            return None
+
+    def disk(self) -> dict[str, int]:
+        """Bytes the recordings use, and free and total bytes on their filesystem."""
+        usage = shutil.disk_usage(self.root if self.root.is_dir() else Path.cwd())
+        return {"recordings_bytes": self.usage(), "free_bytes": usage.free, "total_bytes": usage.total}
 
     def delete(self, name: str) -> None:
         """Remove a recording, sidecar first so that it leaves the listing before its files go."""

@@ -3,7 +3,7 @@
 Any program can do what this one does: connect a SUB socket to the events endpoint (and, for
 ``--frame-stats``, the frames endpoint), subscribe to ``b"event."`` / ``b"frame."`` and decode
 with pipeline.protocol. It binds nothing, so it can come and go freely. Per-frame ``delta``
-events are left out: they are for drawing boxes, not for reading.
+events and the recorder's ``recorder_status`` heartbeats are left out: they are for machines.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pipeline.protocol import Event, Frame, event_topic, frame_topic
 from pipeline.stage import consume, main
 
 OPTIONS = ("events", "recorder_events", "frames", "json", "frame_stats", "log_level")
-QUIET_TYPES = frozenset({"delta"})
+QUIET_TYPES = frozenset({"delta", "recorder_status"})
 
 log = logging.getLogger("camserver.logger")
 

@@ -36,6 +36,8 @@ RECORDER_FRAME_HWM = 100
 # A post-roll not ended by a frame this long after it was due is finished as it is.
 SILENT_AFTER_S = 5.0
 RETENTION_EVERY_S = 60.0
+# How often the recorder says, per camera, that it is alive and whether it is recording.
+STATUS_EVERY_S = 5.0
 # The thumbnail is looked up among the newest frames, so the buffer keeps at least this much.
 MIN_BUFFER_S = 1.0
 
@@ -69,9 +71,11 @@ class CameraRecorder:
         self._post = post_seconds
         self._buffer = PreRoll(max(pre_seconds, MIN_BUFFER_S))
         self.current: Recording | None = None
+        self.last_seen: Frame | None = None
 
     def on_frame(self, frame: Frame) -> list[Event]:
         self._buffer.add(frame)
+        self.last_seen = frame
         recording = self.current
         if recording is None:
             return []
@@ -113,6 +117,13 @@ class CameraRecorder:
         if recording is None:
             return []
         return self._finish(None, cut_short=self._cut_short(recording))
+
+    def status(self) -> Event | None:
+        """The heartbeat: alive, and recording or not (None before the first frame)."""
+        if self.last_seen is None:
+            return None
+        name = self.current.name if self.current is not None else None
+        return self._event(self.last_seen, "recorder_status", {"recording": name is not None, "name": name})
 
     @staticmethod
     def _cut_short(recording: Recording) -> bool:
@@ -237,7 +248,7 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                 "cut_short": True}).encode())
         log.info("recording to %s from frames %s and events %s (pre %g s, post %g s)", cfg.recordings,
                  ",".join(cfg.frames), ",".join(cfg.events), cfg.pre_seconds, cfg.post_seconds)
-        next_retention = 0.0
+        next_retention = next_status = 0.0
         while not stop.is_set():
             published: list[Event] = []
             for message in bus.receive(sock, POLL_MS, log):
@@ -248,6 +259,9 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                 published += recorder.on_frame(message) if isinstance(message, Frame) else recorder.on_event(message)
             for recorder in cameras.values():
                 published += recorder.tick()
+            if time.monotonic() >= next_status:
+                published += [e for e in (r.status() for r in cameras.values()) if e is not None]
+                next_status = time.monotonic() + STATUS_EVERY_S
             for event in published:
                 events.send_multipart(event.encode())
             saved = any(event.type == "recording_saved" for event in published)

@@ -1,0 +1,108 @@
+"""The HTTP API of the gateway, against a real gateway process and a prepared recordings folder."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pipeline.library import Library, recording_name
+from tests.conftest import Ports, Stage, wait_for
+from tests.test_live import http_get
+
+
+def request(port: int, method: str, path: str) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path)
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def prepare(ports: Ports, starts: list[float]) -> list[str]:
+    """Recordings with the given start times (their video is a stand-in: the API only lists files)."""
+    library = Library(ports.recordings)
+    ports.recordings.mkdir()
+    names = []
+    for start in starts:
+        name = recording_name("cam0", start)
+        part = library.part_path(name)
+        part.write_bytes(b"\0" * 1000)
+        library.publish(name, part, b"\xff\xd8\xff\xd9", {"camera": "cam0", "start": start, "duration": 3.0,
+                                                         "cut_short": False})
+        names.append(name)
+    return names
+
+
+def up(port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return http_get(port, "/healthz")[0] in (200, 503)
+        except OSError:
+            return False
+
+    return check
+
+
+def test_listing_pages_filters_gets_and_deletes(start_stage: Callable[..., Stage], ports: Ports) -> None:
+    day1 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
+    day2 = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
+    names = prepare(ports, [day1 + 3600 * h for h in range(5)] + [day2 + 3600 * h for h in range(3)])
+    start_stage("gateway")
+    wait_for(up(ports.http), 15, "the gateway")
+
+    status, body = request(ports.http, "GET", "/api/recordings")
+    assert status == 200 and [r["name"] for r in body["recordings"]] == names[::-1] and body["next"] is None
+    first = body["recordings"][0]
+    assert first["video_url"] == f"/recordings/{names[-1]}.mp4"
+    assert first["thumbnail_url"] == f"/recordings/{names[-1]}.jpg"
+
+    pages, cursor = [], ""
+    while cursor is not None:
+        status, body = request(ports.http, "GET", f"/api/recordings?limit=3{cursor and f'&before={cursor}'}")
+        pages.append([r["name"] for r in body["recordings"]])
+        cursor = body["next"]
+    assert pages == [names[::-1][0:3], names[::-1][3:6], names[::-1][6:8]]
+
+    status, body = request(ports.http, "GET", f"/api/recordings?from={day1}&to={day2}")
+    assert [r["name"] for r in body["recordings"]] == names[4::-1]
+
+    for bad in ("limit=0", "limit=many", "from=yesterday"):
+        status, body = request(ports.http, "GET", f"/api/recordings?{bad}")
+        assert status == 400 and body["status"] == 400 and body["error"], bad
+
+    status, body = request(ports.http, "GET", f"/api/recordings/{names[2]}")
+    assert status == 200 and body["name"] == names[2] and body["duration"] == 3.0
+    status, body = request(ports.http, "DELETE", f"/api/recordings/{names[2]}")
+    assert status == 200 and body == {"deleted": names[2]}
+    assert not list(ports.recordings.glob(f"{names[2]}*"))
+    for method in ("GET", "DELETE"):
+        status, body = request(ports.http, method, f"/api/recordings/{names[2]}")
+        assert status == 404 and body["status"] == 404 and names[2] in body["error"]
+    status, body = request(ports.http, "DELETE", "/api/recordings/..%2F..%2Fpyproject.toml")
+    assert status == 404
+
+
+def test_status_reports_cameras_stages_and_disk(start_stage: Callable[..., Stage], ports: Ports) -> None:
+    start_stage("gateway")
+    wait_for(up(ports.http), 15, "the gateway")
+    status, body = request(ports.http, "GET", "/api/status")
+    assert status == 200 and body["cameras"] == {}
+    assert body["stages"]["capture"] == {"ok": False, "age": None}
+    assert body["disk"]["total_bytes"] > body["disk"]["free_bytes"] > 0 and body["disk"]["recordings_bytes"] == 0
+
+    start_stage("recorder")
+    start_stage("detector")
+    start_stage("capture", "--source", "demo")
+
+    def all_up() -> bool:
+        stages = request(ports.http, "GET", "/api/status")[1]["stages"]
+        return all(stage["ok"] for stage in stages.values())
+
+    wait_for(all_up, 20, "every stage to report healthy", interval=0.5)
+    body = request(ports.http, "GET", "/api/status")[1]
+    cam = body["cameras"]["cam0"]
+    assert cam["online"] and cam["demo"] and (cam["w"], cam["h"]) == (640, 480)
+    wait_for(lambda: request(ports.http, "GET", "/api/status")[1]["cameras"]["cam0"]["recording"], 20,
+             "the recorder to be recording the demo's visitor", interval=0.25)
+    assert request(ports.http, "GET", "/api/status")[1]["cameras"]["cam0"]["motion"] is True
