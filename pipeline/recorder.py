@@ -72,6 +72,9 @@ class CameraRecorder:
         self._buffer = PreRoll(max(pre_seconds, MIN_BUFFER_S))
         self.current: Recording | None = None
         self.last_seen: Frame | None = None
+        # After a recording was dropped mid-episode (disk full), joining the same episode again on
+        # its next frame would only fail again, once per frame.
+        self._dropped_mid_episode = False
 
     def on_frame(self, frame: Frame) -> list[Event]:
         self._buffer.add(frame)
@@ -86,10 +89,13 @@ class CameraRecorder:
     def on_event(self, event: Event) -> list[Event]:
         recording = self.current
         if event.type == "motion_start":
+            self._dropped_mid_episode = False
             published = self._finish(event, cut_short=self._cut_short(recording)) if recording is not None else []
             return published + self._start(event, joined=False)
         if event.type == "delta":
-            if recording is None and event.data.get("motion") is True:
+            if event.data.get("motion") is not True:
+                self._dropped_mid_episode = False
+            elif recording is None and not self._dropped_mid_episode:
                 return self._start(event, joined=True)
             if recording is not None and recording.until_ts is None:
                 self._note_delta(recording, event)
@@ -168,6 +174,7 @@ class CameraRecorder:
         except ValueError as exc:
             log.warning("%s: skipping frame %d: %s", self.camera, frame.seq, exc)
         except OSError as exc:
+            self._dropped_mid_episode = recording.until_ts is None
             return self._discard(frame, _disk_error(exc))
         return []
 
@@ -179,7 +186,8 @@ class CameraRecorder:
         if writer is None or writer.frames == 0:
             if writer is not None:
                 writer.abort()
-            return []
+            return [self._event_for(last, recording, "recording_discarded",
+                                    {"name": recording.name, "reason": "no frame arrived"})]
         try:
             writer.close()
             sidecar = self._library.publish(recording.name, writer.path, recording.thumbnail, {

@@ -8,6 +8,7 @@ event data is what the real detector would send. Everything is written to a real
 
 from __future__ import annotations
 
+import errno
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from pipeline.demo import DemoScene
 from pipeline.library import Library, parse_name
 from pipeline.motion import EpisodeTracker
-from pipeline.mp4 import probe
+from pipeline.mp4 import Mp4Writer, probe
 from pipeline.protocol import Event, Frame
 from pipeline.recorder import CameraRecorder
 
@@ -315,3 +316,28 @@ def test_a_recording_ended_mid_episode_by_a_new_motion_start_is_cut_short(tmp_pa
     first = restarted.published[0]
     assert first.data["cut_short"] is True
     assert library.recordings()[-1]["cut_short"] is True
+
+
+def test_a_full_disk_drops_the_recording_and_the_next_episode_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC mid-recording: logged, the partial file removed, nothing raised, the next episode saved."""
+    rec, library = recorder(tmp_path)
+    detector = Detector(rec)
+    real_write = Mp4Writer.write
+
+    def disk_full(self: Mp4Writer, jpeg: bytes, ts: float) -> None:
+        if self.frames >= 15:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, jpeg, ts)
+
+    monkeypatch.setattr(Mp4Writer, "write", disk_full)
+    detector.run([QUIET] * 30 + EPISODE[:10])
+    (discarded,) = [e for e in detector.published if e.type == "recording_discarded"]
+    assert discarded.data["reason"] == "disk full"
+    assert rec.current is None and list(tmp_path.iterdir()) == []
+
+    monkeypatch.setattr(Mp4Writer, "write", real_write)
+    detector.run(EPISODE[10:] + [QUIET] * 14 + EPISODE + [QUIET] * 20)
+    assert types(detector.published).count("recording_saved") == 1
+    assert len(library.recordings()) == 1
