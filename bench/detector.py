@@ -20,11 +20,13 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from pipeline.config import Config
 from pipeline.demo import DemoScene
-from pipeline.motion import EpisodeTracker, FrameDiffer, MotionSettings
+from pipeline.detector import motion_settings
+from pipeline.motion import EpisodeTracker, FrameDiffer
 
 FPS = 10
-SETTINGS = MotionSettings()
+SETTINGS = motion_settings(Config())
 
 
 class SeedDetector:

@@ -34,14 +34,14 @@ Box = tuple[int, int, int, int]
 
 @dataclass(frozen=True)
 class MotionSettings:
-    """The detector's tunables; the defaults suit a 640x480 webcam indoors and the demo scene."""
+    """The detector's tunables; their defaults and meaning are options in pipeline.config."""
 
-    threshold: float = 0.3
-    pixel_threshold: int = 15
-    min_area: int = 100
-    lightswitch_percent: float = 50.0
-    stable_frames: int = 20
-    min_motion_frames: int = 5
+    threshold: float
+    pixel_threshold: int
+    min_area: int
+    lightswitch_percent: float
+    stable_frames: int
+    min_motion_frames: int
     mask_rects: tuple[Box, ...] = ()
     mask_image: np.ndarray | None = field(default=None, compare=False)
 

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
+from pipeline.config import Config
 from pipeline.demo import DemoScene
-from pipeline.detector import CameraDetector
+from pipeline.detector import CameraDetector, motion_settings
 from pipeline.motion import EpisodeTracker, FrameDiffer, MotionSettings, reduction_for
 from pipeline.protocol import Event, Frame
 
 FPS = 10
 W, H = 640, 480
 SCENE = DemoScene(W, H, seed=3)
+
+
+def settings(**changes: object) -> MotionSettings:
+    """The detector's default settings, as its configuration makes them, with some changed."""
+    return dataclasses.replace(motion_settings(Config()), **changes)
 
 
 def jpeg(image: np.ndarray) -> bytes:
@@ -25,9 +33,9 @@ def demo_frames(start_s: float, stop_s: float) -> list[tuple[float, np.ndarray]]
     return [(t, SCENE.render(t, 1.7e9)) for t in np.arange(start_s, stop_s, 1 / FPS)]
 
 
-def run(images: list[np.ndarray], settings: MotionSettings | None = None, keep: list[int] | None = None) -> list[Event]:
+def run(images: list[np.ndarray], chosen: MotionSettings | None = None, keep: list[int] | None = None) -> list[Event]:
     """Feed pictures as frames seq 0, 1, ... (only those whose index is in ``keep``); all events."""
-    detector = CameraDetector("cam0", settings or MotionSettings())
+    detector = CameraDetector("cam0", chosen or settings())
     events: list[Event] = []
     for seq, image in enumerate(images):
         if keep is None or seq in keep:
@@ -50,7 +58,7 @@ def test_a_still_noisy_scene_gives_no_episode() -> None:
     deltas = of_type(events, "delta")
     assert len(deltas) == 79
     assert not any(e.data["significant"] for e in deltas)
-    assert max(e.data["delta"] for e in deltas) < MotionSettings().threshold / 3
+    assert max(e.data["delta"] for e in deltas) < settings().threshold / 3
     assert of_type(events, "motion_start") == [] and of_type(events, "lightswitch") == []
 
 
@@ -63,7 +71,7 @@ def test_a_visitor_walking_through_gives_one_kept_episode_at_the_right_frames() 
     end = ends[0]
     assert abs(starts[0].seq - visible[0]) <= 2
     assert abs(end.data["end_seq"] - visible[-1]) <= 3
-    assert end.seq == end.data["end_seq"] + MotionSettings().stable_frames
+    assert end.seq == end.data["end_seq"] + settings().stable_frames
     assert end.data["keep"] is True and end.data["reason"] == "stable"
     assert end.data["start_seq"] == starts[0].seq
     assert end.data["significant_frames"] >= 0.8 * len(visible)
@@ -113,7 +121,7 @@ def test_a_light_switch_does_not_prolong_an_episode() -> None:
     images = [cv2.convertScaleAbs(im, alpha=0.5) if i >= flash else im for i, im in enumerate(images)]
     events = run(images)
     (end,) = of_type(events, "motion_end")
-    assert end.seq == end.data["end_seq"] + MotionSettings().stable_frames
+    assert end.seq == end.data["end_seq"] + settings().stable_frames
     assert [e.seq for e in of_type(events, "lightswitch")] == [flash]
 
 
@@ -129,7 +137,7 @@ def test_motion_inside_a_mask_is_ignored() -> None:
     boxes = [SCENE.object_box(t) for t, _ in frames if SCENE.object_box(t) is not None]
     top = min(y for _, y, _, _ in boxes) - 8
     bottom = max(y + h for _, y, _, h in boxes) + 8
-    mask = MotionSettings(mask_rects=((0, top, W, bottom - top),))
+    mask = settings(mask_rects=((0, top, W, bottom - top),))
     events = run([image for _, image in frames], mask)
     assert of_type(events, "motion_start") == []
     assert not any(e.data["significant"] for e in of_type(events, "delta"))
@@ -139,14 +147,14 @@ def test_a_mask_image_hides_its_black_areas() -> None:
     frames = demo_frames(0.0, 12.0)
     keep = np.full((H // 4, W // 4), 255, np.uint8)  # any size: it is scaled to the frame
     keep[H // 8:, :] = 0  # the lower half, where the visitor walks, is ignored
-    events = run([image for _, image in frames], MotionSettings(mask_image=keep))
+    events = run([image for _, image in frames], settings(mask_image=keep))
     assert of_type(events, "motion_start") == []
 
 
 def test_dropped_frames_are_counted_and_the_episode_still_found() -> None:
     frames = demo_frames(0.0, 14.0)
     keep = [i for i in range(len(frames)) if i % 3 != 1]
-    events = run([image for _, image in frames], MotionSettings(stable_frames=14), keep)
+    events = run([image for _, image in frames], settings(stable_frames=14), keep)
     deltas = of_type(events, "delta")
     assert {e.data["skipped"] for e in deltas} == {0, 1}
     assert sum(e.data["skipped"] for e in deltas) == len(frames) - len(keep) - (0 if 1 in keep else 1)
@@ -165,7 +173,7 @@ def test_an_episode_open_when_frames_stop_is_closed_with_a_reason() -> None:
 
 
 def test_a_corrupt_jpeg_is_skipped_without_losing_state() -> None:
-    detector = CameraDetector("cam0", MotionSettings())
+    detector = CameraDetector("cam0", settings())
     images = [image for _, image in demo_frames(3.0, 3.5)]
     first = Frame("cam0", 0, 1.0, W, H, False, jpeg(images[0]))
     assert detector.process(first) == []
@@ -177,7 +185,7 @@ def test_a_corrupt_jpeg_is_skipped_without_losing_state() -> None:
 
 
 def test_a_capture_restart_is_not_compared_with_the_frame_before_it() -> None:
-    detector = CameraDetector("cam0", MotionSettings())
+    detector = CameraDetector("cam0", settings())
     before, after = SCENE.render(4.0, 1.7e9), SCENE.render(10.0, 1.7e9)  # the visitor, then an empty room
     assert detector.process(Frame("cam0", 0, 1.0, W, H, False, jpeg(before))) == []
     assert detector.process(Frame("cam0", 1, 1.1, W, H, False, jpeg(before)))[0].data["significant"] is False
@@ -187,7 +195,7 @@ def test_a_capture_restart_is_not_compared_with_the_frame_before_it() -> None:
 
 
 def test_a_new_frame_size_starts_afresh() -> None:
-    differ = FrameDiffer(MotionSettings())
+    differ = FrameDiffer(settings())
     small = np.full((240, 320, 3), 90, np.uint8)
     assert differ.measure(jpeg(small), 320, 240) is None
     assert differ.measure(jpeg(small), 320, 240).delta == 0.0
