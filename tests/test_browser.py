@@ -112,9 +112,9 @@ def test_a_recording_plays_in_the_browser(browser: webdriver.Chrome, start_stage
     wait_for(lambda: _reachable(ports.http), 15, "the gateway to listen")
     browser.get(f"http://127.0.0.1:{ports.http}/")
     browser.execute_script(
-        "const v = document.createElement('video'); v.id = 'player'; v.muted = true;"
+        "const v = document.createElement('video'); v.id = 'probe-video'; v.muted = true;"
         f"v.src = '/recordings/{name}.mp4'; document.body.appendChild(v); v.play();")
-    video = lambda expr: browser.execute_script(f"return document.getElementById('player').{expr}")  # noqa: E731
+    video = lambda expr: browser.execute_script(f"return document.getElementById('probe-video').{expr}")  # noqa: E731
     wait_for(lambda: video("readyState") >= 2 or video("error"), 15, "the video to load")
     assert video("error") is None, video("error.code")
     assert abs(video("duration") - 4.0) < 0.3

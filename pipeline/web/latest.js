@@ -1,0 +1,83 @@
+// "Latest recordings" under the live picture, where a phone held upright has room to spare.
+import { on } from './connection.js';
+import { $, api, formatDuration, setText, startOf } from './ui.js';
+
+const COUNT = 8;
+const section = $('latest');
+const list = $('latest-list');
+const none = $('latest-none');
+const wanted = matchMedia('(max-width: 600px) and (orientation: portrait)');
+
+let visible = false;
+let stale = true;
+let loading = false;
+
+function shortWhen(rec) {
+  return new Date(startOf(rec) * 1000).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' });
+}
+
+function item(rec) {
+  const li = document.createElement('li');
+  li.dataset.name = rec.name;
+  const a = document.createElement('a');
+  a.href = `#recordings/${encodeURIComponent(rec.name)}`;
+  a.title = new Date(startOf(rec) * 1000).toLocaleString();
+  const thumb = document.createElement('span');
+  thumb.className = 'thumb';
+  if (rec.thumbnail_url) {
+    const img = document.createElement('img');
+    img.loading = 'lazy';
+    img.alt = '';
+    img.src = rec.thumbnail_url;
+    thumb.append(img);
+  }
+  const duration = document.createElement('span');
+  duration.className = 'duration';
+  duration.textContent = formatDuration(rec.duration);
+  thumb.append(duration);
+  const when = document.createElement('span');
+  when.className = 'latest-when';
+  when.textContent = shortWhen(rec);
+  a.append(thumb, when);
+  li.append(a);
+  return li;
+}
+
+async function refresh() {
+  if (loading) return;
+  loading = true;
+  stale = false;
+  try {
+    const body = await api(`/api/recordings?limit=${COUNT}`);
+    const recs = body?.recordings ?? [];
+    list.replaceChildren(...recs.map(item));
+    none.hidden = recs.length > 0;
+  } catch {
+    stale = true; // the recordings view reports errors; this strip just tries again later
+  } finally {
+    loading = false;
+  }
+}
+
+function sync() {
+  section.hidden = !(visible && wanted.matches);
+  if (!section.hidden && stale) refresh();
+}
+
+// Coming back to the live view refreshes it: recordings may have been deleted meanwhile.
+export function setLatestVisible(on) {
+  if (on && !visible) stale = true;
+  visible = on;
+  sync();
+}
+
+export function initLatest() {
+  setText(none, 'No recordings yet — movement in front of the camera starts one.');
+  wanted.addEventListener('change', sync);
+  on('event', (event) => {
+    if (event.type !== 'recording_saved') return;
+    stale = true;
+    sync();
+  });
+  sync();
+}

@@ -1,0 +1,20 @@
+// window.camserver: the page's state in one object, read by the automated browser tests.
+export const cs = (window.camserver = {
+  state: 'connecting',
+  frames: 0,
+  lastSeq: null,
+  camera: null,
+  width: null,
+  height: null,
+  demo: false,
+  online: null,
+  fps: null,
+  viewers: null,
+  latencyMs: null,
+  motion: 'none',
+  boxes: [],
+  events: 0,
+  view: 'live',
+  recordings: [],
+  player: null,
+});
