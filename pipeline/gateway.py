@@ -201,7 +201,7 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
     def initialize(self, hub: Hub) -> None:
         self.hub = hub
         self.viewer: Viewer | None = None
-        self.sender: asyncio.Task[None] | None = None
+        self.sender: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         camera = self.get_argument("camera", None)
