@@ -152,3 +152,24 @@ def test_retention_deletes_the_oldest_recordings_first(start_stage: Callable[...
     assert [r["name"] for r in library.recordings()] == [names[4], names[3]]
     assert "retention: deleted 3 recording(s)" in recorder.output()
     assert recorder.stop() == 0
+
+
+def test_sigterm_mid_episode_finishes_the_recording_properly(start_stage: Callable[..., Stage], ports: Ports) -> None:
+    events = EventLog(ports)
+    try:
+        recorder = start_stage("recorder", "--pre-seconds", "0")
+        start_stage("detector")
+        time.sleep(1.0)
+        start_stage("capture", "--source", "demo")
+        started = events.wait_for("recording_started", 20)
+    finally:
+        events.close()
+    time.sleep(2.0)
+    stopped_at = time.time()
+    assert recorder.stop(signal.SIGTERM) == 0, recorder.output()
+    sidecar = Library(ports.recordings).get(started.data["name"])
+    assert sidecar is not None and sidecar["cut_short"] is True
+    written = stopped_at - started.data["start_ts"]
+    duration, _, codec = probe(ports.recordings / sidecar["video"])
+    assert codec == "h264" and written - 0.5 <= duration <= written + 0.2, (duration, written)
+    assert leftovers(ports.recordings) == []
