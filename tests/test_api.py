@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from pipeline.library import Library, recording_name
 from tests.conftest import Ports, Stage, wait_for
-from tests.test_live import http_get
+from tests.test_live import gateway_listening
 
 
 def request(port: int, method: str, path: str) -> tuple[int, dict]:
@@ -34,22 +34,12 @@ def prepare(ports: Ports, starts: list[float]) -> list[str]:
     return names
 
 
-def up(port: int) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return http_get(port, "/healthz")[0] in (200, 503)
-        except OSError:
-            return False
-
-    return check
-
-
 def test_listing_pages_filters_gets_and_deletes(start_stage: Callable[..., Stage], ports: Ports) -> None:
     day1 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
     day2 = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
     names = prepare(ports, [day1 + 3600 * h for h in range(5)] + [day2 + 3600 * h for h in range(3)])
     start_stage("gateway")
-    wait_for(up(ports.http), 15, "the gateway")
+    wait_for(gateway_listening(ports.http), 15, "the gateway")
 
     status, body = request(ports.http, "GET", "/api/recordings")
     assert status == 200 and [r["name"] for r in body["recordings"]] == names[::-1] and body["next"] is None
@@ -85,7 +75,7 @@ def test_listing_pages_filters_gets_and_deletes(start_stage: Callable[..., Stage
 
 def test_status_reports_cameras_stages_and_disk(start_stage: Callable[..., Stage], ports: Ports) -> None:
     start_stage("gateway")
-    wait_for(up(ports.http), 15, "the gateway")
+    wait_for(gateway_listening(ports.http), 15, "the gateway")
     status, body = request(ports.http, "GET", "/api/status")
     assert status == 200 and body["cameras"] == {}
     assert body["stages"]["capture"] == {"ok": False, "age": None}

@@ -16,7 +16,7 @@ from pipeline.demo import DemoScene
 from pipeline.library import Library, recording_name
 from pipeline.mp4 import Mp4Writer
 from tests.conftest import REPO, Ports, Stage, wait_for
-from tests.test_live import gateway_up, http_get
+from tests.test_live import gateway_listening, gateway_up
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -109,7 +109,7 @@ def test_a_recording_plays_in_the_browser(browser: webdriver.Chrome, start_stage
     writer.close()
     library.publish(name, writer.path, None, {"camera": "cam0", "duration": writer.duration})
     start_stage("gateway")
-    wait_for(lambda: _reachable(ports.http), 15, "the gateway to listen")
+    wait_for(gateway_listening(ports.http), 15, "the gateway to listen")
     browser.get(f"http://127.0.0.1:{ports.http}/")
     browser.execute_script(
         "const v = document.createElement('video'); v.id = 'probe-video'; v.muted = true;"
@@ -121,9 +121,3 @@ def test_a_recording_plays_in_the_browser(browser: webdriver.Chrome, start_stage
     wait_for(lambda: video("currentTime") > 0.5, 10, "playback to advance")
     assert (video("videoWidth"), video("videoHeight")) == (640, 480)
 
-
-def _reachable(port: int) -> bool:
-    try:
-        return http_get(port, "/healthz")[0] in (200, 503)
-    except OSError:
-        return False

@@ -68,6 +68,15 @@ def gateway_up(port: int) -> Callable[[], bool]:
     return check
 
 
+def gateway_listening(port: int) -> Callable[[], bool]:
+    """True once the gateway answers at all, with or without a camera (healthz 200 or 503)."""
+
+    def check() -> bool:
+        return _status(port, "/healthz") in (200, 503)
+
+    return check
+
+
 def mjpeg_parts(port: int, count: int) -> list[bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/stream.mjpg")

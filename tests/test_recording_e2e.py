@@ -45,6 +45,19 @@ class EventLog:
         self._ctx.term()
 
 
+def record_the_demo_visit(start_stage: Callable[..., Stage], ports: Ports) -> tuple[Stage, Event]:
+    """Recorder (no pre-roll), detector and demo capture: the recorder and its recording_started."""
+    events = EventLog(ports)
+    try:
+        recorder = start_stage("recorder", "--pre-seconds", "0")
+        start_stage("detector")
+        time.sleep(1.0)
+        start_stage("capture", "--source", "demo")
+        return recorder, events.wait_for("recording_started", 20)
+    finally:
+        events.close()
+
+
 def leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.endswith(TEMPORARY)] if folder.exists() else []
 
@@ -110,15 +123,7 @@ def test_a_discarded_episode_leaves_no_file(start_stage: Callable[..., Stage], p
 def test_kill_9_mid_episode_keeps_the_footage_as_a_cut_short_recording(
     start_stage: Callable[..., Stage], ports: Ports
 ) -> None:
-    events = EventLog(ports)
-    try:
-        recorder = start_stage("recorder", "--pre-seconds", "0")
-        start_stage("detector")
-        time.sleep(1.0)
-        start_stage("capture", "--source", "demo")
-        started = events.wait_for("recording_started", 20)
-    finally:
-        events.close()
+    recorder, started = record_the_demo_visit(start_stage, ports)
     time.sleep(3.5)
     killed_at = time.time()
     recorder.proc.send_signal(signal.SIGKILL)
@@ -155,15 +160,7 @@ def test_retention_deletes_the_oldest_recordings_first(start_stage: Callable[...
 
 
 def test_sigterm_mid_episode_finishes_the_recording_properly(start_stage: Callable[..., Stage], ports: Ports) -> None:
-    events = EventLog(ports)
-    try:
-        recorder = start_stage("recorder", "--pre-seconds", "0")
-        start_stage("detector")
-        time.sleep(1.0)
-        start_stage("capture", "--source", "demo")
-        started = events.wait_for("recording_started", 20)
-    finally:
-        events.close()
+    recorder, started = record_the_demo_visit(start_stage, ports)
     time.sleep(2.0)
     stopped_at = time.time()
     assert recorder.stop(signal.SIGTERM) == 0, recorder.output()

@@ -19,21 +19,11 @@ from pipeline.library import Library, recording_name
 from pipeline.mp4 import Mp4Writer
 from tests.conftest import Ports, Stage, wait_for
 from tests.test_browser import ARTIFACTS, browser, page_state  # noqa: F401  (browser is a fixture)
-from tests.test_live import gateway_up, http_get
+from tests.test_live import gateway_listening, gateway_up
 
 # A zone other than the machine's (often UTC): the day filter must use the viewer's local midnight.
 ZONE = "America/New_York"
 PAGE = 24
-
-
-def reachable(port: int) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return http_get(port, "/healthz")[0] in (200, 503)
-        except OSError:
-            return False
-
-    return check
 
 
 def js(driver: webdriver.Chrome, expr: str) -> object:
@@ -69,7 +59,7 @@ def test_a_new_recording_appears_live_plays_and_is_deleted(
     start_stage("recorder", "--pre-seconds", "1", "--post-seconds", "1")
     start_stage("detector")
     start_stage("gateway")
-    wait_for(reachable(ports.http), 15, "the gateway to listen")
+    wait_for(gateway_listening(ports.http), 15, "the gateway to listen")
     browser.get(f"http://127.0.0.1:{ports.http}/#recordings")
     wait_for(lambda: displayed(browser, "empty-recordings"), 10, "the empty state")
     assert page_state(browser)["view"] == "recordings"
@@ -159,7 +149,7 @@ def test_recordings_page_by_page_filter_by_local_day_navigate_and_errors(
     browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports  # noqa: F811
 ) -> None:
     start_stage("gateway")
-    wait_for(reachable(ports.http), 15, "the gateway to listen")
+    wait_for(gateway_listening(ports.http), 15, "the gateway to listen")
     browser.set_window_size(900, 700)
     browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ZONE})
     browser.get(f"http://127.0.0.1:{ports.http}/#recordings")
