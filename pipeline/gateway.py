@@ -46,6 +46,17 @@ MJPEG_BOUNDARY = "camserverframe"
 log = logging.getLogger("camserver.gateway")
 
 
+def camera_argument(handler: tornado.web.RequestHandler) -> str | None:
+    """The ``?camera=`` of a request, checked; HTTPError 400 for an id no camera can have."""
+    camera = handler.get_argument("camera", None)
+    if camera is None:
+        return None
+    try:
+        return check_camera_id(camera)
+    except ProtocolError as exc:
+        raise tornado.web.HTTPError(400, str(exc)) from None
+
+
 class JsonErrors(tornado.web.RequestHandler):
     """Errors as JSON with a message, for scripts as much as for the page."""
 
@@ -56,22 +67,13 @@ class JsonErrors(tornado.web.RequestHandler):
             reason = exc.log_message % exc.args if exc.args else exc.log_message
         self.finish({"error": reason, "status": status_code})
 
-    def camera_argument(self) -> str | None:
-        camera = self.get_argument("camera", None)
-        if camera is None:
-            return None
-        try:
-            return check_camera_id(camera)
-        except ProtocolError as exc:
-            raise tornado.web.HTTPError(400, str(exc)) from None
-
 
 class Snapshot(JsonErrors):
     def initialize(self, hub: Hub) -> None:
         self.hub = hub
 
     def get(self) -> None:
-        frame = self.hub.newest(self.camera_argument())
+        frame = self.hub.newest(camera_argument(self))
         if frame is None:
             raise tornado.web.HTTPError(503, "no frame has arrived from the camera yet")
         self.set_header("Content-Type", "image/jpeg")
@@ -90,7 +92,7 @@ class MjpegStream(JsonErrors):
         self.viewer: Viewer | None = None
 
     async def get(self) -> None:
-        self.viewer = self.hub.attach(self.camera_argument(), wants_events=False)
+        self.viewer = self.hub.attach(camera_argument(self), wants_events=False)
         self.set_header("Content-Type", f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
         self.set_header("Cache-Control", "no-store")
         try:
@@ -204,14 +206,12 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
         self.sender: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        camera = self.get_argument("camera", None)
-        if camera is not None:
-            try:
-                check_camera_id(camera)
-            except ProtocolError as exc:
-                self.set_status(400)
-                self.finish({"error": str(exc), "status": 400})
-                return
+        try:
+            camera_argument(self)
+        except tornado.web.HTTPError as exc:
+            self.set_status(400)
+            self.finish({"error": exc.log_message, "status": 400})
+            return
         await super().get(*args, **kwargs)
 
     def open(self) -> None:

@@ -210,11 +210,7 @@ class CameraRecorder:
                                     {"name": recording.name, "reason": _disk_error(exc)})]
         log.info("%s: saved %s (%.1f s, %d frames, %d KB%s)", self.camera, recording.name, sidecar["duration"],
                  writer.frames, sidecar["size"] // 1024, ", cut short" if cut_short else "")
-        return [self._event_for(last, recording, "recording_saved", {
-            "name": recording.name, "path": sidecar["video"], "video": sidecar["video"],
-            "thumbnail": sidecar["thumbnail"], "duration": sidecar["duration"], "size": sidecar["size"],
-            "cut_short": cut_short,
-        })]
+        return [self._event_for(last, recording, "recording_saved", saved_data(sidecar))]
 
     def _discard(self, trigger: Frame | Event, reason: str) -> list[Event]:
         recording = self.current
@@ -236,6 +232,13 @@ class CameraRecorder:
         return Event(self.camera, recording.start_seq, last_ts or time.time(), kind, data)
 
 
+def saved_data(sidecar: dict[str, Any]) -> dict[str, Any]:
+    """The keys of a recording_saved event, from the sidecar of the recording it announces."""
+    return {"name": sidecar["name"], "path": sidecar["video"], "video": sidecar["video"],
+            "thumbnail": sidecar["thumbnail"], "duration": sidecar["duration"], "size": sidecar["size"],
+            "cut_short": sidecar["cut_short"]}
+
+
 def _disk_error(exc: OSError) -> str:
     return "disk full" if exc.errno == errno.ENOSPC else f"cannot write: {exc}"
 
@@ -250,10 +253,8 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
         bus.subscriber(ctx, endpoints, [frame_topic(), event_topic()], RECORDER_FRAME_HWM) as sock,
     ):
         for sidecar in library.recover():
-            events.send_multipart(Event(sidecar["camera"], 0, time.time(), "recording_saved", {
-                "name": sidecar["name"], "path": sidecar["video"], "video": sidecar["video"],
-                "thumbnail": sidecar["thumbnail"], "duration": sidecar["duration"], "size": sidecar["size"],
-                "cut_short": True}).encode())
+            events.send_multipart(Event(sidecar["camera"], 0, time.time(), "recording_saved",
+                                        saved_data(sidecar)).encode())
         log.info("recording to %s from frames %s and events %s (pre %g s, post %g s)", cfg.recordings,
                  ",".join(cfg.frames), ",".join(cfg.events), cfg.pre_seconds, cfg.post_seconds)
         next_retention = next_status = 0.0

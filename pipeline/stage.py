@@ -10,7 +10,6 @@ import asyncio
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -70,22 +69,6 @@ def consume(
     while not stop.is_set():
         for message in receive(sock, POLL_MS, log):
             handle(message)
-
-
-class Tally:
-    """Counts messages per camera and kind and logs the counts now and then: a sign of life."""
-
-    def __init__(self, log: logging.Logger, every_s: float = 60.0) -> None:
-        self._log, self._every = log, every_s
-        self._counts: dict[str, int] = {}
-        self._last = time.monotonic()
-
-    def __call__(self, message: Frame | Event) -> None:
-        key = f"{message.camera} {'frames' if isinstance(message, Frame) else 'events'}"
-        self._counts[key] = self._counts.get(key, 0) + 1
-        if time.monotonic() - self._last >= self._every:
-            self._log.info("received: %s", ", ".join(f"{key} {n}" for key, n in sorted(self._counts.items())))
-            self._last = time.monotonic()
 
 
 def main(stage: str, options: Sequence[str], doc: str, run: Callable[[Config, threading.Event], int]) -> NoReturn:

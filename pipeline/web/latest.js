@@ -1,6 +1,6 @@
 // "Latest recordings" under the live picture, where a phone held upright has room to spare.
 import { on } from './connection.js';
-import { $, api, formatDuration, setText, startOf } from './ui.js';
+import { $, api, setText, startOf, thumbnail } from './ui.js';
 
 const COUNT = 8;
 const section = $('latest');
@@ -22,19 +22,7 @@ function item(rec) {
   const a = document.createElement('a');
   a.href = `#recordings/${encodeURIComponent(rec.name)}`;
   a.title = new Date(startOf(rec) * 1000).toLocaleString();
-  const thumb = document.createElement('span');
-  thumb.className = 'thumb';
-  if (rec.thumbnail_url) {
-    const img = document.createElement('img');
-    img.loading = 'lazy';
-    img.alt = '';
-    img.src = rec.thumbnail_url;
-    thumb.append(img);
-  }
-  const duration = document.createElement('span');
-  duration.className = 'duration';
-  duration.textContent = formatDuration(rec.duration);
-  thumb.append(duration);
+  const thumb = thumbnail(rec);
   const when = document.createElement('span');
   when.className = 'latest-when';
   when.textContent = shortWhen(rec);

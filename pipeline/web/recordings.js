@@ -3,7 +3,7 @@
 import { on } from './connection.js';
 import { listChanged, openPlayer, playerSource } from './player.js';
 import { cs } from './state.js';
-import { $, api, formatDuration, formatSize, isoDay, setText, startOf, toast, when } from './ui.js';
+import { $, api, formatDuration, formatSize, isoDay, setText, startOf, thumbnail, toast, when } from './ui.js';
 
 const PAGE = 24;
 
@@ -35,23 +35,7 @@ function card(rec) {
   button.type = 'button';
   button.className = 'rec-open';
   button.setAttribute('aria-label', `Play the recording of ${when(rec)}, ${formatDuration(rec.duration)}`);
-  const thumb = document.createElement('span');
-  thumb.className = 'thumb';
-  if (rec.thumbnail_url) {
-    const img = document.createElement('img');
-    img.loading = 'lazy';
-    img.decoding = 'async';
-    img.alt = '';
-    img.src = rec.thumbnail_url;
-    img.addEventListener('error', () => thumb.classList.add('broken'), { once: true });
-    thumb.append(img);
-  } else {
-    thumb.classList.add('broken');
-  }
-  const duration = document.createElement('span');
-  duration.className = 'duration';
-  duration.textContent = formatDuration(rec.duration);
-  thumb.append(duration);
+  const thumb = thumbnail(rec);
   if (rec.cut_short) {
     const cut = document.createElement('span');
     cut.className = 'cut-short';

@@ -108,3 +108,25 @@ export function when(rec) {
 export function isoDay(date) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
 }
+
+// A recording's thumbnail with its duration on it, as the list and the latest strip show it.
+export function thumbnail(rec) {
+  const thumb = document.createElement('span');
+  thumb.className = 'thumb';
+  if (rec.thumbnail_url) {
+    const img = document.createElement('img');
+    img.loading = 'lazy';
+    img.decoding = 'async';
+    img.alt = '';
+    img.src = rec.thumbnail_url;
+    img.addEventListener('error', () => thumb.classList.add('broken'), { once: true });
+    thumb.append(img);
+  } else {
+    thumb.classList.add('broken');
+  }
+  const duration = document.createElement('span');
+  duration.className = 'duration';
+  duration.textContent = formatDuration(rec.duration);
+  thumb.append(duration);
+  return thumb;
+}
