@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pipeline.passwd import check_hash
 from pipeline.protocol import ProtocolError, check_camera_id
+from pipeline.redact import mask_url
 
 ENV_PREFIX = "CAMSERVER_"
 DEFAULT_FPS = 10.0
@@ -74,6 +76,16 @@ class Config:
     post_seconds: float = 1.0
     max_disk: int = 0
     max_age: float = 0.0
+    user: str = "admin"
+    password: str | None = None
+    password_file: Path | None = None
+    insecure_no_auth: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_connections: int = 200
+    max_connections_per_client: int = 40
+    max_viewers_per_client: int = 8
 
 
 def parse_source(text: str) -> Source:
@@ -198,6 +210,43 @@ def _host(text: str) -> str:
     return text.strip()
 
 
+def _hosts(text: str) -> tuple[str, ...]:
+    """Host names (no scheme, no port) separated by commas, lowercased as browsers send them."""
+    names = tuple(name.strip().lower().rstrip(".") for name in text.split(",") if name.strip())
+    for name in names:
+        if not re.fullmatch(r"[a-z0-9_.-]+|\[?[0-9a-f:.]+\]?", name):
+            raise ValueError(f"{name!r} is not a host name such as camera.example or 192.168.1.20")
+    return names
+
+
+def _user(text: str) -> str:
+    if not re.fullmatch(r"[^:\s]{1,64}", text):
+        raise ValueError("expected 1 to 64 characters without spaces or ':'")
+    return text
+
+
+def _password(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _password_file(text: str) -> Path:
+    path = Path(text.strip()).expanduser()
+    try:
+        check_hash(path.read_text(errors="replace"))
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror})") from None
+    return path
+
+
+def _file(text: str) -> Path:
+    path = Path(text.strip()).expanduser()
+    if not path.is_file():
+        raise ValueError("no such file")
+    return path
+
+
 @dataclass(frozen=True)
 class Option:
     """One configuration option: its flag is ``--name`` and its variable CAMSERVER_NAME."""
@@ -206,6 +255,11 @@ class Option:
     parse: Callable[[str], Any]
     help: str
     default_text: str
+    secret: bool = False
+
+    def shown(self, raw: str) -> str:
+        """The raw value as an error message may print it: never a password."""
+        return "(hidden)" if self.secret else repr(mask_url(raw))
 
     @property
     def flag(self) -> str:
@@ -262,6 +316,23 @@ OPTIONS: dict[str, Option] = {
         Option("json", _bool, "print events as JSON lines", "false"),
         Option("frame_stats", _bool, "also subscribe to frames and print fps and dropped frames every second",
                "false"),
+        Option("user", _user, "user name of the login", "admin"),
+        Option("password", _password, "password of the login (prefer --password-file: a flag shows in ps)", "none",
+               secret=True),
+        Option("password_file", _password_file, "file holding a password hash made by python -m pipeline.passwd",
+               "none"),
+        Option("insecure_no_auth", _bool, "allow listening beyond loopback without a password (anyone on the "
+               "network can watch and delete)", "false"),
+        Option("allowed_hosts", _hosts, "extra host names the page may be reached by, comma-separated (DNS "
+               "rebinding protection refuses others)", "none"),
+        Option("tls_cert", _file, "PEM certificate chain: serve HTTPS (with --tls-key)", "none"),
+        Option("tls_key", _file, "PEM private key of --tls-cert", "none"),
+        Option("max_connections", _number(int, 1, 100000), "open HTTP connections at most; more are closed at once",
+               "200"),
+        Option("max_connections_per_client", _number(int, 1, 100000), "open HTTP connections from one client "
+               "address at most", "40"),
+        Option("max_viewers_per_client", _number(int, 1, 10000), "live views (WebSocket and MJPEG) from one "
+               "client address at most", "8"),
     )
 }
 
@@ -295,14 +366,22 @@ def load(
         try:
             values[name] = option.parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"invalid {origin} value {raw!r}: {exc}") from None
+            raise ConfigError(f"invalid {origin} value {option.shown(raw)}: {exc}") from None
     return replace(Config(), **values)
 
 
-def load_or_exit(stage: str, names: Sequence[str], description: str) -> Config:
-    """The stages' entry point: a bad value prints one line and exits with status 2, like argparse."""
+def load_or_exit(
+    stage: str, names: Sequence[str], description: str, check: Callable[[Config], None] | None = None
+) -> Config:
+    """The stages' entry point: a bad value prints one line and exits with status 2, like argparse.
+
+    ``check`` is a stage's rule across several options; it raises ConfigError too.
+    """
     try:
-        return load(stage, names, description)
+        cfg = load(stage, names, description)
+        if check is not None:
+            check(cfg)
+        return cfg
     except ConfigError as exc:
         print(f"pipeline.{stage}: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

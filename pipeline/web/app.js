@@ -5,7 +5,7 @@ import { initLive, setLiveVisible } from './live.js';
 import { closePlayer, initPlayer, openPlayerByName, PLAYER_HASH } from './player.js';
 import { initRecordings, setRecordingsVisible } from './recordings.js';
 import { cs } from './state.js';
-import { $ } from './ui.js';
+import { $, api, toast, toLogin } from './ui.js';
 
 const VIEWS = ['live', 'recordings'];
 const scrollTops = { live: 0, recordings: 0 };
@@ -36,6 +36,23 @@ function route() {
   else closePlayer();
 }
 
+// With a login in use, the header offers to log out (a shared tablet on the wall, a borrowed phone).
+async function initSession() {
+  const session = await api('/api/session').catch(() => null);
+  if (!session?.login) return;
+  const button = $('logout-button');
+  button.textContent = `Log out ${session.user ?? ''}`.trim();
+  button.hidden = false;
+  button.addEventListener('click', async () => {
+    try {
+      await api('/logout', { method: 'POST' });
+      toLogin();
+    } catch (err) {
+      toast(err.message);
+    }
+  });
+}
+
 initLive();
 initLatest();
 initPlayer();
@@ -44,3 +61,4 @@ window.addEventListener('hashchange', route);
 window.addEventListener('popstate', route);
 route();
 connect();
+initSession();

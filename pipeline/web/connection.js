@@ -1,4 +1,6 @@
 // The page's one WebSocket: kept open in every view so that events keep arriving; reconnects with backoff.
+import { api } from './ui.js';
+
 const MIN_BACKOFF = 0.5;
 const MAX_BACKOFF = 8;
 
@@ -59,7 +61,9 @@ export function connect() {
   pendingMeta = null;
   const sock = (link.socket = new WebSocket(wsUrl));
   sock.binaryType = 'arraybuffer';
+  let opened = false;
   sock.onopen = () => {
+    opened = true;
     backoff = MIN_BACKOFF;
     link.openedAt = Date.now();
     link.opens += 1;
@@ -69,7 +73,10 @@ export function connect() {
   sock.onmessage = onMessage;
   sock.onerror = () => sock.close();
   sock.onclose = () => {
-    if (link.socket === sock) scheduleReconnect();
+    if (link.socket !== sock) return;
+    // Refused before it opened: perhaps the session ended. api() goes to the login page on a 401.
+    if (!opened) api('/api/session').catch(() => {});
+    scheduleReconnect();
   };
   emit('change');
 }

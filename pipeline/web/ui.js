@@ -6,14 +6,29 @@ export function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
 
+// The gateway's XSRF cookie: every request that changes something sends it back as a header.
+function xsrfToken() {
+  const match = /(?:^|;\s*)_xsrf=([^;]*)/.exec(document.cookie);
+  return match ? decodeURIComponent(match[1]) : '';
+}
+
+// Back to the login page, to return here once logged in (the session ended or was never there).
+export function toLogin() {
+  location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search + location.hash)}`);
+}
+
 // The API answers errors as JSON {"error", "status"}; the message is what the user sees.
 export async function api(path, options = {}) {
+  const method = (options.method || 'GET').toUpperCase();
+  const headers = { ...options.headers };
+  if (!['GET', 'HEAD'].includes(method)) headers['X-XSRFToken'] = xsrfToken();
   let response;
   try {
-    response = await fetch(path, { cache: 'no-store', ...options });
+    response = await fetch(path, { cache: 'no-store', ...options, headers });
   } catch {
     throw Object.assign(new Error('The server cannot be reached.'), { status: 0 });
   }
+  if (response.status === 401) toLogin();
   let body = null;
   try {
     body = await response.json();
