@@ -94,6 +94,20 @@ def make_guard(cfg: config.Config) -> Guard:
     )
 
 
+def announce(cfg: config.Config, guard: Guard) -> None:
+    """Say at every start where the page is and who can reach it; running without a password is a WARNING."""
+    log.info("live view on %s://%s:%d/ (frames from %s, events from %s)", "https" if guard.tls else "http",
+             cfg.host, cfg.port, ",".join(cfg.frames), ",".join(cfg.events))
+    if guard.credentials is not None:
+        log.info("login required: user %r, password from %s", guard.credentials.user,
+                 "--password-file" if cfg.password_file else "--password/CAMSERVER_PASSWORD")
+    elif is_loopback(cfg.host):
+        log.info("no password set: reachable from this machine only (set CAMSERVER_PASSWORD to open it to the LAN)")
+    else:
+        log.warning("listening on %s WITHOUT a password (--insecure-no-auth): anyone who can reach port %d can "
+                    "watch the camera and delete recordings", cfg.host, cfg.port)
+
+
 def make_app(hub: Hub, library: Library, guard: Guard, viewers_per_client: int) -> tornado.web.Application:
     live = {"hub": hub, "quota": StreamQuota(viewers_per_client)}
     return tornado.web.Application(
@@ -177,16 +191,7 @@ async def serve(cfg: config.Config) -> int:
         bus.subscriber(ctx, (*cfg.events, *cfg.recorder_events), [event_topic()], bus.EVENT_HWM),
     ]
     pumps = [asyncio.create_task(pump(sock, hub)) for sock in sockets]
-    log.info("live view on %s://%s:%d/ (frames from %s, events from %s)", "https" if guard.tls else "http",
-             cfg.host, cfg.port, ",".join(cfg.frames), ",".join(cfg.events))
-    if guard.credentials is not None:
-        log.info("login required: user %r, password from %s", guard.credentials.user,
-                 "--password-file" if cfg.password_file else "--password/CAMSERVER_PASSWORD")
-    elif is_loopback(cfg.host):
-        log.info("no password set: reachable from this machine only (set CAMSERVER_PASSWORD to open it to the LAN)")
-    else:
-        log.warning("listening on %s WITHOUT a password (--insecure-no-auth): anyone who can reach port %d can "
-                    "watch the camera and delete recordings", cfg.host, cfg.port)
+    announce(cfg, guard)
     await stop.wait()
     http.stop()
     hub.close()

@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.config import Config, Source
 from pipeline.demo import DemoScene
+from pipeline.redact import mask_url
 
 log = logging.getLogger("camserver.capture")
 
@@ -98,13 +99,16 @@ class FileSource:
 
 
 class LiveSource:
-    """A webcam or network stream, drained continuously by a reader thread that reconnects."""
+    """A webcam or network stream, drained continuously by a reader thread that reconnects.
+
+    Its description masks the URL's password: every log line names the source by it.
+    """
 
     demo = False
     native_fps = None
 
     def __init__(self, target: int | str, width: int, height: int, first: cv2.VideoCapture | None = None) -> None:
-        self.description = f"webcam {target}" if isinstance(target, int) else f"stream {target}"
+        self.description = f"webcam {target}" if isinstance(target, int) else f"stream {mask_url(target)}"
         self._target, self._width, self._height = target, width, height
         self._lock = threading.Lock()
         self._newest: Grab | None = None

@@ -103,6 +103,9 @@ class Guarded(tornado.web.RequestHandler):
         cookie_session = False
         if self.guard.credentials is not None and not self.public:
             cookie_session = await self._authenticate()
+            # Whatever needed the password must not outlive the session in the browser's cache: a
+            # shared tablet must not show recordings after Log out. Handlers may set stricter.
+            self.set_header("Cache-Control", "private, no-cache")
         if self.request.method not in SAFE_METHODS and (cookie_session or self._from_browser()):
             self.check_xsrf_cookie()
 

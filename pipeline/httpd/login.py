@@ -57,6 +57,7 @@ class Logout(Guarded):
 
     def post(self) -> None:
         self.clear_cookie(SESSION_COOKIE, samesite="Strict", secure=self.guard.tls, httponly=True)
+        self.set_header("Clear-Site-Data", '"cache"')
         self.finish({"logged_out": True})
 
 
