@@ -278,10 +278,11 @@ def test_snapshot_fullscreen_and_the_phone_layout(
     button = browser.find_element("id", "fullscreen-button")
     button.click()
     wait_for(lambda: js(browser, "document.fullscreenElement?.id === 'stage'"), 5, "the picture to fill the screen")
-    assert button.get_attribute("aria-pressed") == "true"
+    # The button follows the fullscreenchange event, which may come a moment after fullscreenElement is set.
+    wait_for(lambda: button.get_attribute("aria-pressed") == "true", 5, "the button to show full screen")
     button.click()
     wait_for(lambda: js(browser, "document.fullscreenElement === null"), 5, "full screen to end")
-    assert button.get_attribute("aria-pressed") == "false"
+    wait_for(lambda: button.get_attribute("aria-pressed") == "false", 5, "the button to show full screen ended")
     # Without the Fullscreen API (iPhone Safari) the picture covers the window instead; Esc leaves.
     browser.execute_script("Object.defineProperty(document, 'fullscreenEnabled', {value: false})")
     button.click()
