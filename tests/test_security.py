@@ -30,8 +30,9 @@ from pipeline.config import Config
 from pipeline.httpd.base import Guarded
 from pipeline.hub import Hub
 from pipeline.library import Library
-from tests.conftest import REPO, Ports, Stage, clean_env, wait_for
+from tests.conftest import REPO, Ports, Stage, clean_env, free_port, wait_for
 from tests.test_api import prepare
+from tests.test_capture import collect
 from tests.test_live import gateway_listening
 
 PASSWORD = "correct-horse-battery-7"
@@ -376,3 +377,15 @@ def test_password_file_and_tls(start_stage: Callable[..., Stage], ports: Ports, 
         call(ports.http, "GET", "/healthz")
     assert "live view on https://" in gateway_stage.output()
     assert "login required: user 'admin', password from --password-file" in gateway_stage.output()
+
+
+def test_ffmpeg_relays_a_password_protected_stream_with_basic(
+        secured: Stage, start_stage: Callable[..., Stage], ports: Ports) -> None:
+    """FFmpeg (inside OpenCV) answers the Basic challenge from the URL's user:password, as VLC does."""
+    wait_for(lambda: call(ports.http, "GET", "/healthz")[0] == 200, 15, "frames at the gateway")
+    relay_frames = f"tcp://127.0.0.1:{free_port()}"
+    url = f"http://admin:{PASSWORD}@127.0.0.1:{ports.http}/stream.mjpg"
+    relay = start_stage("capture", "--source", url, "--camera", "relay", CAMSERVER_FRAMES=relay_frames)
+    frames = collect(relay_frames, lambda got: len(got) >= 5, 20)
+    assert len(frames) >= 5 and all(f.camera == "relay" for f in frames), relay.output()
+    assert PASSWORD not in relay.output() and "admin:***@" in relay.output()
