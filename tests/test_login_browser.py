@@ -188,6 +188,11 @@ def test_a_session_from_login_to_logout(browser: webdriver.Chrome, start_stage: 
     wait_for(lambda: page_state(browser)["frames"] > frames + 5, 10, "more frames")
     wait_for(lambda: displayed(browser, "logout-button"), 5, "the Log out button")
     browser.save_screenshot(str(ARTIFACTS / "live-after-login.png"))
+    browser.set_window_size(390, 844)  # a phone: the Log out button must not push the page sideways
+    wait_for(lambda: js(browser, "document.documentElement.scrollWidth <= window.innerWidth"), 5,
+             "no horizontal scroll on a phone with the Log out button")
+    assert displayed(browser, "logout-button")
+    browser.set_window_size(1280, 900)
     cookie = browser.get_cookie(SESSION_COOKIE)
     assert cookie is not None and cookie["httpOnly"] is True and cookie["sameSite"] == "Strict", cookie
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import os
 import secrets
 import time
@@ -18,8 +17,6 @@ from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.passwd import check_hash, hash_password, verify
-
-log = logging.getLogger("camserver.gateway")
 
 SECRET_FILE = ".camserver-secret"
 SESSION_DAYS = 30

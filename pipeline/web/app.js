@@ -41,7 +41,7 @@ async function initSession() {
   const session = await api('/api/session').catch(() => null);
   if (!session?.login) return;
   const button = $('logout-button');
-  button.textContent = `Log out ${session.user ?? ''}`.trim();
+  button.querySelector('.label').textContent = `Log out ${session.user ?? ''}`.trim();
   button.hidden = false;
   button.addEventListener('click', async () => {
     try {
