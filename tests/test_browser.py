@@ -23,8 +23,8 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "test-artifacts"
 
 
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
+def chromium(*extra_flags: str) -> Iterator[webdriver.Chrome]:
+    """A fresh headless Debian Chromium (never a downloaded one), with extra command-line flags."""
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
         pytest.fail("Debian's chromium and chromium-driver are needed: apt-get install chromium chromium-driver")
     options = webdriver.ChromeOptions()
@@ -32,13 +32,18 @@ def browser() -> Iterator[webdriver.Chrome]:
     with tempfile.TemporaryDirectory() as profile:
         for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=1280,900", f"--user-data-dir={profile}"):
+                     "--window-size=1280,900", f"--user-data-dir={profile}", *extra_flags):
             options.add_argument(flag)
         driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
         try:
             yield driver
         finally:
             driver.quit()
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    yield from chromium()
 
 
 def page_state(driver: webdriver.Chrome) -> dict:

@@ -8,11 +8,9 @@ DNS rebinding page, and cross-site pages that try to delete a recording or log t
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,13 +18,12 @@ from urllib.parse import urlsplit
 import cv2
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 from pipeline.demo import DemoScene
 from pipeline.library import Library, recording_name
 from pipeline.mp4 import Mp4Writer
 from tests.conftest import Ports, Stage, free_port, wait_for
-from tests.test_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, browser, page_state  # noqa: F401  (a fixture)
+from tests.test_browser import ARTIFACTS, browser, chromium, page_state  # noqa: F401  (a fixture)
 from tests.test_live import gateway_listening, gateway_up
 from tests.test_webapp import _alert, displayed, js, listed, video
 
@@ -110,24 +107,6 @@ def log_in(driver: webdriver.Chrome, password: str) -> None:
         box.clear()
         box.send_keys(value)
     driver.find_element("id", "login-button").click()
-
-
-def chromium(*extra_flags: str) -> Iterator[webdriver.Chrome]:
-    """Like test_browser's ``browser`` fixture, with more command-line flags."""
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.fail("Debian's chromium and chromium-driver are needed: apt-get install chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    with tempfile.TemporaryDirectory() as profile:
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=1280,900", f"--user-data-dir={profile}", *extra_flags):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-        try:
-            yield driver
-        finally:
-            driver.quit()
 
 
 @pytest.fixture
