@@ -76,6 +76,7 @@ class Config:
     post_seconds: float = 1.0
     max_disk: int = 0
     max_age: float = 0.0
+    max_recording_seconds: float = 300.0
     user: str = "admin"
     password: str | None = None
     password_file: Path | None = None
@@ -313,6 +314,8 @@ OPTIONS: dict[str, Option] = {
                "limit)", "0"),
         Option("max_age", parse_duration, "recordings older than this are deleted (e.g. 30d; 0: keep forever)",
                "0"),
+        Option("max_recording_seconds", _number(float, 10, 86400), "a recording longer than this is closed and the "
+               "episode goes on in the next one", "300"),
         Option("json", _bool, "print events as JSON lines", "false"),
         Option("frame_stats", _bool, "also subscribe to frames and print fps and dropped frames every second",
                "false"),
