@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 import zmq
 
 from pipeline.protocol import Event, Frame, ProtocolError, decode
+from pipeline.ratelog import RateLimitedLog
 
 FRAME_HWM = 2
 EVENT_HWM = 1000
@@ -46,16 +47,27 @@ def subscriber(ctx: zmq.Context, endpoints: Iterable[str], topics: Iterable[byte
     return sock
 
 
-def decode_or_log(parts: Sequence[bytes], log: logging.Logger) -> Frame | Event | None:
-    """Decode a message; a malformed one is logged and skipped rather than crashing the stage."""
-    try:
-        return decode(parts)
-    except ProtocolError as exc:
-        log.warning("skipping malformed message (%d parts): %s", len(parts), exc)
-        return None
+class Decoder:
+    """A stage's door to the bus: decodes messages, counting and skipping malformed ones.
+
+    A peer can send malformed messages as fast as the network carries them, so they cost one
+    warning per interval with a count (RateLimitedLog), never a line each, and never the stage.
+    """
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.malformed = 0
+        self._notes = RateLimitedLog(log)
+
+    def __call__(self, parts: Sequence[bytes]) -> Frame | Event | None:
+        try:
+            return decode(parts)
+        except ProtocolError as exc:
+            self.malformed += 1
+            self._notes.warning("malformed", "skipping malformed message (%d parts): %s", len(parts), exc)
+            return None
 
 
-def receive(sock: zmq.Socket, timeout_ms: int, log: logging.Logger) -> list[Frame | Event]:
+def receive(sock: zmq.Socket, timeout_ms: int, decoder: Decoder) -> list[Frame | Event]:
     """Wait up to ``timeout_ms`` for a message, then take everything already queued, in order.
 
     Returning after a timeout with nothing lets a stage's loop notice a stop request.
@@ -68,6 +80,6 @@ def receive(sock: zmq.Socket, timeout_ms: int, log: logging.Logger) -> list[Fram
             parts = sock.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             return messages
-        message = decode_or_log(parts, log)
+        message = decoder(parts)
         if message is not None:
             messages.append(message)

@@ -119,8 +119,9 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                 if event.type != "delta":
                     log.info("%s %s at frame %d", event.camera, event.type, event.seq)
 
+        decoder = bus.Decoder(log)
         while not stop.is_set():
-            for message in bus.receive(frames, POLL_MS, log):
+            for message in bus.receive(frames, POLL_MS, decoder):
                 if isinstance(message, Frame):
                     detector = cameras.setdefault(message.camera, CameraDetector(message.camera, settings))
                     heard[message.camera] = time.monotonic()

@@ -26,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import tornado.web
 import zmq
@@ -46,7 +48,7 @@ from pipeline.hub import Hub
 from pipeline.library import Library
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
 from pipeline.ratelog import RateLimitedLog
-from pipeline.stage import async_stop_event, setup_logging
+from pipeline.stage import async_stop_event, message_summary, setup_logging
 
 OPTIONS = ("host", "port", "frames", "events", "recorder_events", "recordings", "log_level", "user", "password",
            "password_file", "insecure_no_auth", "allowed_hosts", "tls_cert", "tls_key", "max_connections",
@@ -108,7 +110,8 @@ def announce(cfg: config.Config, guard: Guard) -> None:
                     "watch the camera and delete recordings", cfg.host, cfg.port)
 
 
-def make_app(hub: Hub, library: Library, guard: Guard, viewers_per_client: int) -> tornado.web.Application:
+def make_app(hub: Hub, library: Library, guard: Guard, viewers_per_client: int,
+             decoder: bus.Decoder) -> tornado.web.Application:
     live = {"hub": hub, "quota": StreamQuota(viewers_per_client)}
     return tornado.web.Application(
         [
@@ -123,7 +126,7 @@ def make_app(hub: Hub, library: Library, guard: Guard, viewers_per_client: int) 
             (r"/healthz", Health, {"hub": hub}),
             (r"/api/recordings", RecordingList, {"library": library}),
             (r"/api/recordings/([^/]+)", Recording, {"library": library}),
-            (r"/api/status", Status, {"hub": hub, "library": library}),
+            (r"/api/status", Status, {"hub": hub, "library": library, "decoder": decoder}),
             (r"/recordings/([^/]+)", RecordingFile, {"path": str(library.root)}),
         ],
         default_handler_class=NotFound,
@@ -153,21 +156,33 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
               1000 * handler.request.request_time())
 
 
-async def pump(sock: zmq.asyncio.Socket, hub: Hub) -> None:
-    """Move messages from ZeroMQ into the hub, skipping to the newest frame of each camera."""
+async def pump(sock: zmq.asyncio.Socket, hub: Hub, decoder: bus.Decoder) -> None:
+    """Move messages from ZeroMQ into the hub, skipping to the newest frame of each camera.
+
+    One message the hub cannot take costs that message and a rate-limited ERROR, not the live view.
+    """
+    failures = RateLimitedLog(log)
     while True:
         batch = [await sock.recv_multipart()]
         while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             batch.append(await sock.recv_multipart())
         newest: dict[str, Frame] = {}
         for parts in batch:
-            message = bus.decode_or_log(parts, log)
+            message = decoder(parts)
             if isinstance(message, Frame):
                 newest[message.camera] = message
             elif isinstance(message, Event):
-                hub.publish_event(message)
+                _publish(hub.publish_event, message, failures)
         for frame in newest.values():
-            hub.publish_frame(frame)
+            _publish(hub.publish_frame, frame, failures)
+
+
+def _publish(publish: Callable[[Any], None], message: Frame | Event, failures: RateLimitedLog) -> None:
+    try:
+        publish(message)
+    except Exception:
+        failures.log(logging.ERROR, "hub", "skipped a message the hub could not take: %s", message_summary(message),
+                     exc_info=True)
 
 
 async def serve(cfg: config.Config) -> int:
@@ -178,7 +193,8 @@ async def serve(cfg: config.Config) -> int:
     except OSError as exc:
         log.error("cannot keep the login's cookie secret in %s: %s", cfg.recordings, exc)
         return 1
-    app = make_app(hub, Library(cfg.recordings), guard, cfg.max_viewers_per_client)
+    decoder = bus.Decoder(log)
+    app = make_app(hub, Library(cfg.recordings), guard, cfg.max_viewers_per_client, decoder)
     try:
         http = server.listen(app, cfg.port, cfg.host, tls_context(cfg), cfg.max_connections,
                              cfg.max_connections_per_client)
@@ -190,7 +206,7 @@ async def serve(cfg: config.Config) -> int:
         bus.subscriber(ctx, cfg.frames, [frame_topic()], bus.FRAME_HWM),
         bus.subscriber(ctx, (*cfg.events, *cfg.recorder_events), [event_topic()], bus.EVENT_HWM),
     ]
-    pumps = [asyncio.create_task(pump(sock, hub)) for sock in sockets]
+    pumps = [asyncio.create_task(pump(sock, hub, decoder)) for sock in sockets]
     announce(cfg, guard)
     await stop.wait()
     http.stop()

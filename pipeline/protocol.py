@@ -24,6 +24,15 @@ how many frames it missed and a drop back to a small number tells it capture res
 Unix time at capture, the only clock every host shares; ages measured on one host should use that
 host's monotonic clock instead. Headers may carry more keys than listed (later protocol versions
 add, never change); a version this code does not know is refused rather than guessed at.
+
+Decoding is the one place where bytes from the network become values, so it checks everything a
+consumer will rely on, and the stages past it stay short. A frame's ``ts`` is a plausible Unix time
+(0 to the year 2100: every date library can format it and every pts fits); its ``w`` and ``h`` are
+at most MAX_SIDE, at most MAX_PIXELS together, and equal to the size in the JPEG's own frame
+header (SOF), read without decoding, so no consumer sizes an allocation from a number a peer made
+up. An event's own keys hold only what JSON can say — no bytes, no NaN or infinity — nested at
+most MAX_DATA_DEPTH deep and MAX_DATA_ITEMS values in all, so every consumer can print it, store
+it in a sidecar and send it to a browser.
 """
 
 from __future__ import annotations
@@ -41,6 +50,15 @@ FRAME_PREFIX = b"frame."
 EVENT_PREFIX = b"event."
 CAMERA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 JPEG_SOI = b"\xff\xd8"
+MAX_TS = 4_102_444_800.0  # 2100-01-01 UTC
+MAX_SIDE = 8192
+MAX_PIXELS = 7680 * 4320  # 8K UHD
+MAX_DATA_DEPTH = 8
+MAX_DATA_ITEMS = 10_000
+# Start-of-frame markers of every JPEG coding process; C4 (DHT), C8 (JPG) and CC (DAC) are not frames.
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+# Markers that stand alone, without a length: TEM and the restart markers.
+_BARE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
 
 _EVENT_RESERVED = frozenset({"v", "camera", "seq", "ts", "type"})
 
@@ -99,17 +117,21 @@ class Frame:
         topic, raw_header, jpeg = (bytes(p) for p in parts)
         header = _unpack_map(raw_header, "frame header")
         camera = _camera_for_topic(topic, FRAME_PREFIX, header)
-        if not jpeg.startswith(JPEG_SOI):
-            raise ProtocolError("frame payload is not a JPEG (no SOI marker)")
-        return cls(
+        frame = cls(
             camera=camera,
             seq=_get(header, "seq", int, minimum=0),
             ts=_get_ts(header),
-            width=_get(header, "w", int, minimum=1),
-            height=_get(header, "h", int, minimum=1),
+            width=_get(header, "w", int, minimum=1, maximum=MAX_SIDE),
+            height=_get(header, "h", int, minimum=1, maximum=MAX_SIDE),
             demo=_get(header, "demo", bool),
             jpeg=jpeg,
         )
+        if frame.width * frame.height > MAX_PIXELS:
+            raise ProtocolError(f"frame of {frame.width}x{frame.height} is larger than {MAX_PIXELS} pixels")
+        actual = jpeg_size(jpeg)
+        if actual != (frame.width, frame.height):
+            raise ProtocolError(f"frame header says {frame.width}x{frame.height}, its JPEG is {actual[0]}x{actual[1]}")
+        return frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +175,7 @@ class Event:
             seq=_get(body, "seq", int, minimum=0),
             ts=_get_ts(body),
             type=event_type,
-            data={k: v for k, v in body.items() if k not in _EVENT_RESERVED},
+            data=_check_data({k: v for k, v in body.items() if k not in _EVENT_RESERVED}),
         )
 
 
@@ -189,7 +211,67 @@ def _camera_for_topic(topic: bytes, prefix: bytes, header: Mapping[str, Any]) ->
     return camera
 
 
-def _get(mapping: Mapping[str, Any], key: str, kind: type, minimum: int | None = None) -> Any:
+def jpeg_size(jpeg: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's frame header, walking its segment headers without decoding.
+
+    ProtocolError when the bytes are not a JPEG or hold no frame header before the image data.
+    """
+    if not jpeg.startswith(JPEG_SOI):
+        raise ProtocolError("frame payload is not a JPEG (no SOI marker)")
+    at, end = 2, len(jpeg)
+    while at + 4 <= end:
+        if jpeg[at] != 0xFF:
+            raise ProtocolError(f"JPEG has no marker at byte {at}")
+        marker = jpeg[at + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            at += 1
+            continue
+        if marker in _BARE_MARKERS:
+            at += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or the image data itself, before any frame header
+            break
+        if marker in _SOF_MARKERS:
+            if at + 9 > end:
+                break
+            return int.from_bytes(jpeg[at + 7:at + 9], "big"), int.from_bytes(jpeg[at + 5:at + 7], "big")
+        length = int.from_bytes(jpeg[at + 2:at + 4], "big")
+        if length < 2:
+            raise ProtocolError(f"JPEG segment at byte {at} has a bad length {length}")
+        at += 2 + length
+    raise ProtocolError("JPEG has no frame header (SOF) before its image data")
+
+
+def _check_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Event data as JSON can say it: consumers print it, store it in sidecars and send it to browsers."""
+    budget = [MAX_DATA_ITEMS]
+
+    def check(value: Any, depth: int, where: str) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ProtocolError(f"event data holds more than {MAX_DATA_ITEMS} values")
+        if value is None or type(value) in (bool, int, str):
+            return
+        if type(value) is float:
+            if not math.isfinite(value):
+                raise ProtocolError(f"event data {where} is {value}, not a finite number")
+            return
+        if type(value) not in (list, dict):
+            raise ProtocolError(f"event data {where} is a {type(value).__name__}, which JSON cannot hold")
+        if depth >= MAX_DATA_DEPTH:
+            raise ProtocolError(f"event data is nested deeper than {MAX_DATA_DEPTH}")
+        items = value.items() if type(value) is dict else enumerate(value)
+        for key, item in items:
+            if not isinstance(key, int | str):
+                raise ProtocolError(f"event data {where} has a {type(key).__name__} key")
+            check(item, depth + 1, f"{where}.{key}" if where else str(key))
+
+    check(data, 0, "")
+    return data
+
+
+def _get(mapping: Mapping[str, Any], key: str, kind: type, minimum: int | None = None,
+         maximum: int | None = None) -> Any:
     if key not in mapping:
         raise ProtocolError(f"missing key {key!r}")
     value = mapping[key]
@@ -198,6 +280,8 @@ def _get(mapping: Mapping[str, Any], key: str, kind: type, minimum: int | None =
         raise ProtocolError(f"key {key!r} should be {kind.__name__}, got {type(value).__name__}")
     if minimum is not None and value < minimum:
         raise ProtocolError(f"key {key!r} is {value}, below {minimum}")
+    if maximum is not None and value > maximum:
+        raise ProtocolError(f"key {key!r} is {value}, above {maximum}")
     return value
 
 
@@ -205,6 +289,6 @@ def _get_ts(mapping: Mapping[str, Any]) -> float:
     if "ts" not in mapping:
         raise ProtocolError("missing key 'ts'")
     value = mapping["ts"]
-    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
-        raise ProtocolError(f"key 'ts' should be Unix seconds, got {value!r}")
+    if type(value) not in (int, float) or not math.isfinite(value) or not 0 <= value <= MAX_TS:
+        raise ProtocolError(f"key 'ts' should be Unix seconds before the year 2100, got {value!r}")
     return float(value)

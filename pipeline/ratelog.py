@@ -23,8 +23,8 @@ class RateLimitedLog:
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
-    def log(self, level: int, kind: str, message: str, *args: object) -> bool:
-        """Log now or count for later; True when the line was written."""
+    def log(self, level: int, kind: str, message: str, *args: object, exc_info: bool = False) -> bool:
+        """Log now or count for later; True when the line was written (with the traceback if asked)."""
         now = self._clock()
         last = self._last.get(kind)
         if last is not None and now - last < self._interval:
@@ -34,7 +34,7 @@ class RateLimitedLog:
         hidden = self._suppressed.pop(kind, 0)
         if hidden:
             message += f" (and {hidden} more like it in the last {now - last:.0f} s)"
-        self._log.log(level, message, *args)
+        self._log.log(level, message, *args, exc_info=exc_info)
         return True
 
     def warning(self, kind: str, message: str, *args: object) -> bool:

@@ -258,9 +258,10 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
         log.info("recording to %s from frames %s and events %s (pre %g s, post %g s)", cfg.recordings,
                  ",".join(cfg.frames), ",".join(cfg.events), cfg.pre_seconds, cfg.post_seconds)
         next_retention = next_status = 0.0
+        decoder = bus.Decoder(log)
         while not stop.is_set():
             published: list[Event] = []
-            for message in bus.receive(sock, POLL_MS, log):
+            for message in bus.receive(sock, POLL_MS, decoder):
                 recorder = cameras.get(message.camera)
                 if recorder is None:
                     recorder = cameras[message.camera] = CameraRecorder(

@@ -15,9 +15,10 @@ from typing import NoReturn
 
 import zmq
 
-from pipeline.bus import receive
+from pipeline.bus import Decoder, receive
 from pipeline.config import Config, load_or_exit
 from pipeline.protocol import Event, Frame
+from pipeline.ratelog import RateLimitedLog
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 POLL_MS = 200
@@ -65,10 +66,26 @@ def consume(
     handle: Callable[[Frame | Event], None],
     log: logging.Logger,
 ) -> None:
-    """The loop of a subscribing stage: hand every decoded message to ``handle`` until stopped."""
+    """The loop of a subscribing stage: hand every decoded message to ``handle`` until stopped.
+
+    A message that makes ``handle`` fail costs that message and one rate-limited ERROR with its
+    traceback, never the stage: a bug met by one odd message must not stop the others.
+    """
+    decoder, failures = Decoder(log), RateLimitedLog(log)
     while not stop.is_set():
-        for message in receive(sock, POLL_MS, log):
-            handle(message)
+        for message in receive(sock, POLL_MS, decoder):
+            try:
+                handle(message)
+            except Exception:
+                failures.log(logging.ERROR, "handler", "skipped a message that could not be handled: %s",
+                             message_summary(message), exc_info=True)
+
+
+def message_summary(message: Frame | Event) -> str:
+    """What a log line says of a message: enough to find it, never its payload."""
+    if isinstance(message, Frame):
+        return f"frame {message.camera} seq={message.seq}"
+    return f"event {message.camera} {message.type} seq={message.seq}"
 
 
 def main(stage: str, options: Sequence[str], doc: str, run: Callable[[Config, threading.Event], int]) -> NoReturn:

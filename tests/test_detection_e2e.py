@@ -22,10 +22,11 @@ def collect_events(endpoint: str, until_type: str, timeout: float) -> list[Event
     ctx = zmq.Context()
     sock = bus.subscriber(ctx, [endpoint], [event_topic()], bus.EVENT_HWM)
     events: list[Event] = []
+    decoder = bus.Decoder(log)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and not (events and events[-1].type == until_type):
-            events += [m for m in bus.receive(sock, 100, log) if isinstance(m, Event)]
+            events += [m for m in bus.receive(sock, 100, decoder) if isinstance(m, Event)]
     finally:
         sock.close()
         ctx.term()

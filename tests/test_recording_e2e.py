@@ -30,6 +30,7 @@ class EventLog:
         self._ctx = zmq.Context()
         self._sock = bus.subscriber(self._ctx, [ports.events, ports.recorder_events], [event_topic()], bus.EVENT_HWM)
         self.events: list[Event] = []
+        self._decoder = bus.Decoder(log)
 
     def wait_for(self, kind: str, timeout: float) -> Event:
         deadline = time.monotonic() + timeout
@@ -37,7 +38,7 @@ class EventLog:
             found = [e for e in self.events if e.type == kind]
             if found:
                 return found[0]
-            self.events += [m for m in bus.receive(self._sock, 100, log) if isinstance(m, Event)]
+            self.events += [m for m in bus.receive(self._sock, 100, self._decoder) if isinstance(m, Event)]
         raise AssertionError(f"no {kind} event within {timeout} s; saw {sorted({e.type for e in self.events})}")
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import http.client
 import json
+import logging
 import re
 import shutil
 import ssl
@@ -25,7 +26,7 @@ import tornado.httpclient
 import tornado.websocket
 from tornado.routing import Rule
 
-from pipeline import gateway
+from pipeline import bus, gateway
 from pipeline.config import Config
 from pipeline.httpd.base import Guarded
 from pipeline.hub import Hub
@@ -66,7 +67,8 @@ def refused(response: Response) -> bool:
 
 def routes() -> list[Rule]:
     """The gateway's own route table, as Tornado will dispatch on it."""
-    app = gateway.make_app(Hub(), Library(Path("/nonexistent")), gateway.make_guard(Config()), 8)
+    app = gateway.make_app(Hub(), Library(Path("/nonexistent")), gateway.make_guard(Config()), 8,
+                           bus.Decoder(logging.getLogger("test")))
     return app.default_router.rules[0].target.rules
 
 

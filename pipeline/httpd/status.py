@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline.bus import Decoder
 from pipeline.httpd.base import Guarded
 from pipeline.hub import Hub
 from pipeline.library import Library
@@ -23,9 +24,9 @@ class Health(Guarded):
 
 
 class Status(Guarded):
-    def initialize(self, hub: Hub, library: Library) -> None:
-        self.hub, self.library = hub, library
+    def initialize(self, hub: Hub, library: Library, decoder: Decoder) -> None:
+        self.hub, self.library, self.decoder = hub, library, decoder
 
     def get(self) -> None:
         self.set_header("Cache-Control", "no-store")
-        self.finish({**self.hub.overview(), "disk": self.library.disk()})
+        self.finish({**self.hub.overview(), "disk": self.library.disk(), "malformed_messages": self.decoder.malformed})
