@@ -10,11 +10,12 @@ never waits on a peer that is gone.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 
 import zmq
 
-from pipeline.protocol import Event, Frame, ProtocolError, decode
+from pipeline.protocol import HEARTBEAT_EVERY_S, Event, Frame, Heartbeat, ProtocolError, decode
 from pipeline.ratelog import RateLimitedLog
 
 FRAME_HWM = 2
@@ -47,6 +48,20 @@ def subscriber(ctx: zmq.Context, endpoints: Iterable[str], topics: Iterable[byte
     return sock
 
 
+class Heartbeats:
+    """Sends a stage's heartbeat on its PUB socket whenever HEARTBEAT_EVERY_S has passed."""
+
+    def __init__(self, stage: str, sock: zmq.Socket) -> None:
+        self._stage, self._sock = stage, sock
+        self._next = 0.0
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now >= self._next:
+            self._sock.send_multipart(Heartbeat(self._stage, time.time()).encode())
+            self._next = now + HEARTBEAT_EVERY_S
+
+
 class Decoder:
     """A stage's door to the bus: decodes messages, counting and skipping malformed ones.
 
@@ -58,7 +73,7 @@ class Decoder:
         self.malformed = 0
         self._notes = RateLimitedLog(log)
 
-    def __call__(self, parts: Sequence[bytes]) -> Frame | Event | None:
+    def __call__(self, parts: Sequence[bytes]) -> Frame | Event | Heartbeat | None:
         try:
             return decode(parts)
         except ProtocolError as exc:
@@ -68,9 +83,10 @@ class Decoder:
 
 
 def receive(sock: zmq.Socket, timeout_ms: int, decoder: Decoder) -> list[Frame | Event]:
-    """Wait up to ``timeout_ms`` for a message, then take everything already queued, in order.
+    """Wait up to ``timeout_ms`` for a message, then take every frame and event already queued, in order.
 
-    Returning after a timeout with nothing lets a stage's loop notice a stop request.
+    Returning after a timeout with nothing lets a stage's loop notice a stop request. Heartbeats
+    are for the gateway's pump only; a stage that reads with this function never sees one.
     """
     messages: list[Frame | Event] = []
     if not sock.poll(timeout_ms):
@@ -81,5 +97,5 @@ def receive(sock: zmq.Socket, timeout_ms: int, decoder: Decoder) -> list[Frame |
         except zmq.Again:
             return messages
         message = decoder(parts)
-        if message is not None:
+        if isinstance(message, Frame | Event):
             messages.append(message)

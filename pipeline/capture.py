@@ -58,7 +58,9 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
         with zmq.Context() as ctx, bus.publisher(ctx, cfg.frames, bus.FRAME_HWM) as pub:
             log.info("camera %s: %s at %g fps, %dx%d, publishing on %s",
                      cfg.camera, source.description, fps, cfg.width, cfg.height, ",".join(cfg.frames))
+            heartbeats = bus.Heartbeats("capture", pub)
             while not stop.wait(pacer.delay()):
+                heartbeats.tick()
                 try:
                     grab = source.read()
                 except EndOfStream:

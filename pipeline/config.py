@@ -24,6 +24,8 @@ from pipeline.redact import mask_url
 
 ENV_PREFIX = "CAMSERVER_"
 DEFAULT_FPS = 10.0
+# Cameras a detector or recorder keeps state for at once: a peer making up ids cannot exhaust memory.
+MAX_CAMERAS = 16
 
 
 class ConfigError(ValueError):

@@ -19,11 +19,12 @@ import zmq
 from pipeline import bus, config
 from pipeline.motion import EpisodeTracker, FrameDiffer, MotionSettings
 from pipeline.protocol import Event, Frame, frame_topic
+from pipeline.ratelog import RateLimitedLog
 from pipeline.stage import POLL_MS, main
 
 OPTIONS = ("frames", "events", "threshold", "pixel_threshold", "min_area", "lightswitch_percent", "stable_frames",
            "min_motion_frames", "mask", "log_level")
-# An episode left open by a camera that stopped sending frames is closed after this long.
+# A camera that sent no frame for this long has its open episode closed and its state freed.
 SILENT_AFTER_S = 10.0
 # Time given to the last events on stop before the socket is closed.
 FINAL_LINGER_MS = 500
@@ -119,17 +120,26 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                 if event.type != "delta":
                     log.info("%s %s at frame %d", event.camera, event.type, event.seq)
 
-        decoder = bus.Decoder(log)
+        decoder, notes = bus.Decoder(log), RateLimitedLog(log)
+        heartbeats = bus.Heartbeats("detector", events)
         while not stop.is_set():
+            heartbeats.tick()
             for message in bus.receive(frames, POLL_MS, decoder):
-                if isinstance(message, Frame):
-                    detector = cameras.setdefault(message.camera, CameraDetector(message.camera, settings))
-                    heard[message.camera] = time.monotonic()
-                    for event in detector.process(message):
-                        publish(event)
-            for camera, detector in cameras.items():
-                if time.monotonic() - heard[camera] > SILENT_AFTER_S:
-                    publish(detector.close("camera silent"))
+                if not isinstance(message, Frame):
+                    continue
+                detector = cameras.get(message.camera)
+                if detector is None:
+                    if len(cameras) >= config.MAX_CAMERAS:
+                        notes.warning("cameras", "ignoring frames of camera %s: already detecting in %d cameras",
+                                      message.camera, len(cameras))
+                        continue
+                    detector = cameras[message.camera] = CameraDetector(message.camera, settings)
+                heard[message.camera] = time.monotonic()
+                for event in detector.process(message):
+                    publish(event)
+            for camera in [c for c, at in heard.items() if time.monotonic() - at > SILENT_AFTER_S]:
+                publish(cameras.pop(camera).close("camera silent"))
+                del heard[camera]
         for detector in cameras.values():
             publish(detector.close("detector stopped"))
         events.setsockopt(zmq.LINGER, FINAL_LINGER_MS)

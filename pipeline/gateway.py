@@ -46,7 +46,7 @@ from pipeline.httpd.recordings import Recording, RecordingFile, RecordingList
 from pipeline.httpd.status import Health, Status
 from pipeline.hub import Hub
 from pipeline.library import Library
-from pipeline.protocol import Event, Frame, event_topic, frame_topic
+from pipeline.protocol import Event, Frame, Heartbeat, event_topic, frame_topic, stage_topic
 from pipeline.ratelog import RateLimitedLog
 from pipeline.stage import async_stop_event, message_summary, setup_logging
 
@@ -173,16 +173,21 @@ async def pump(sock: zmq.asyncio.Socket, hub: Hub, decoder: bus.Decoder) -> None
                 newest[message.camera] = message
             elif isinstance(message, Event):
                 _publish(hub.publish_event, message, failures)
+            elif isinstance(message, Heartbeat):
+                hub.publish_heartbeat(message)
         for frame in newest.values():
-            _publish(hub.publish_frame, frame, failures)
+            if _publish(hub.publish_frame, frame, failures) is False:
+                failures.warning("cameras", "ignoring frames of camera %s: already %d cameras", frame.camera,
+                                len(hub.cameras))
 
 
-def _publish(publish: Callable[[Any], None], message: Frame | Event, failures: RateLimitedLog) -> None:
+def _publish(publish: Callable[[Any], bool | None], message: Frame | Event, failures: RateLimitedLog) -> bool | None:
     try:
-        publish(message)
+        return publish(message)
     except Exception:
         failures.log(logging.ERROR, "hub", "skipped a message the hub could not take: %s", message_summary(message),
                      exc_info=True)
+        return None
 
 
 async def serve(cfg: config.Config) -> int:
@@ -203,8 +208,8 @@ async def serve(cfg: config.Config) -> int:
         return 1
     ctx = zmq.asyncio.Context()
     sockets = [
-        bus.subscriber(ctx, cfg.frames, [frame_topic()], bus.FRAME_HWM),
-        bus.subscriber(ctx, (*cfg.events, *cfg.recorder_events), [event_topic()], bus.EVENT_HWM),
+        bus.subscriber(ctx, cfg.frames, [frame_topic(), stage_topic()], bus.FRAME_HWM),
+        bus.subscriber(ctx, (*cfg.events, *cfg.recorder_events), [event_topic(), stage_topic()], bus.EVENT_HWM),
     ]
     pumps = [asyncio.create_task(pump(sock, hub, decoder)) for sock in sockets]
     announce(cfg, guard)

@@ -4,6 +4,12 @@ Each viewer (a WebSocket or an MJPEG client) owns one slot for the newest frame 
 of events. A new frame overwrites the slot instead of queueing behind the last one, so a slow
 client gets the newest frame whenever it is ready for one and never delays anybody else.
 Nothing here touches sockets or clocks of its own, so it is tested frame by frame.
+
+State is per camera and freed: a camera that sent a frame or two and fell silent (a stray or
+made-up id on the bus) is forgotten after OFFLINE_AFTER_S and never counts for health; one that
+streamed for ESTABLISHED_AFTER_S counts until it has been silent for FORGET_AFTER_S. Stages are
+judged by their own heartbeats, and a camera's ``motion`` and ``recording`` flags are believed
+only while the stage that set them is heard from.
 """
 
 from __future__ import annotations
@@ -15,12 +21,19 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipeline.protocol import Event, Frame
+from pipeline.protocol import HEARTBEAT_EVERY_S, Event, Frame, Heartbeat
 
 OFFLINE_AFTER_S = 5.0
-# The recorder says it is alive every few seconds; three missed heartbeats and it counts as down.
-RECORDER_SILENT_AFTER_S = 15.0
-RECORDER_TYPES = frozenset({"recording_started", "recording_saved", "recording_discarded", "recorder_status"})
+# Three missed heartbeats and a stage counts as down.
+STAGE_SILENT_AFTER_S = 3 * HEARTBEAT_EVERY_S
+STAGES = ("capture", "detector", "recorder")
+# A camera whose frames span this long is a real one: its silence makes /healthz fail.
+ESTABLISHED_AFTER_S = 3.0
+# A real camera silent this long has been taken away; its state goes.
+FORGET_AFTER_S = 3600.0
+# Cameras the gateway keeps state for at most: made-up ids beyond it are refused, not stored.
+MAX_CAMERAS = 64
+PRUNE_EVERY_S = 1.0
 RATE_WINDOW_S = 2.0
 EVENT_BACKLOG = 200
 
@@ -50,10 +63,21 @@ class CameraState:
 
     frame: Frame
     frame_at: float
+    first_at: float
     event_at: float | None = None
     meter: RateMeter = field(default_factory=RateMeter)
     motion: bool = False
     recording: bool = False
+
+    def online(self, now: float) -> bool:
+        return now - self.frame_at < OFFLINE_AFTER_S
+
+    def established(self) -> bool:
+        return self.frame_at - self.first_at >= ESTABLISHED_AFTER_S
+
+    def counts(self, now: float) -> bool:
+        """Whether /healthz should care about this camera: it is streaming, or did for a while."""
+        return self.online(now) or self.established()
 
 
 class Viewer:
@@ -98,12 +122,14 @@ class Hub:
         self._clock = clock
         self.cameras: dict[str, CameraState] = {}
         self.viewers: set[Viewer] = set()
-        self.detector_at: float | None = None
-        self.recorder_at: float | None = None
+        self.stage_at: dict[str, float] = {}
+        self._pruned_at = float("-inf")
 
     def default_camera(self) -> str | None:
-        """The first camera that sent a frame: what a viewer that names none is shown."""
-        return next(iter(self.cameras), None)
+        """What a viewer that names no camera is shown: the first camera online, else the first one seen."""
+        now = self._clock()
+        online = (name for name, state in self.cameras.items() if state.online(now))
+        return next(online, next(iter(self.cameras), None))
 
     def watched(self, viewer: Viewer) -> str | None:
         return viewer.camera or self.default_camera()
@@ -112,7 +138,7 @@ class Hub:
         viewer = Viewer(camera, wants_events)
         self.viewers.add(viewer)
         state = self.cameras.get(self.watched(viewer) or "")
-        if state is not None:
+        if state is not None and state.online(self._clock()):
             viewer.offer_frame(state.frame)
         return viewer
 
@@ -124,23 +150,28 @@ class Hub:
         for viewer in list(self.viewers):
             self.detach(viewer)
 
-    def publish_frame(self, frame: Frame) -> None:
+    def publish_frame(self, frame: Frame) -> bool:
+        """Store and route a frame; False when it comes from a new camera beyond MAX_CAMERAS."""
         now = self._clock()
+        self._prune(now)
         state = self.cameras.get(frame.camera)
         if state is None:
-            state = self.cameras[frame.camera] = CameraState(frame, now)
+            if len(self.cameras) >= MAX_CAMERAS:
+                return False
+            state = self.cameras[frame.camera] = CameraState(frame, now, now)
         state.frame, state.frame_at = frame, now
         state.meter.tick(now)
         for viewer in self.viewers:
             if self.watched(viewer) == frame.camera:
                 viewer.offer_frame(frame)
+        return True
+
+    def publish_heartbeat(self, heartbeat: Heartbeat) -> None:
+        if heartbeat.stage in STAGES:
+            self.stage_at[heartbeat.stage] = self._clock()
 
     def publish_event(self, event: Event) -> None:
         now = self._clock()
-        if event.type in RECORDER_TYPES:
-            self.recorder_at = now
-        else:
-            self.detector_at = now
         state = self.cameras.get(event.camera)
         if state is not None:
             state.event_at = now
@@ -155,8 +186,9 @@ class Hub:
                 viewer.offer_event(event)
 
     def newest(self, camera: str | None) -> Frame | None:
+        """The camera's newest frame while it is online: an old picture passed off as live misleads."""
         state = self.cameras.get(camera or self.default_camera() or "")
-        return state.frame if state else None
+        return state.frame if state is not None and state.online(self._clock()) else None
 
     def status(self, camera: str | None) -> dict[str, object]:
         """The live page's status line for one camera (the default one when None)."""
@@ -175,12 +207,13 @@ class Hub:
             "fps": round(state.meter.rate(now), 2),
             "demo": state.frame.demo,
             "viewers": viewers,
-            "online": now - state.frame_at < OFFLINE_AFTER_S,
+            "online": state.online(now),
         }
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        """Healthy when every known camera sent a frame within OFFLINE_AFTER_S (and one exists)."""
+        """Healthy when every camera that counts sent a frame within OFFLINE_AFTER_S (and one exists)."""
         now = self._clock()
+        self._prune(now)
         cameras = {
             name: {
                 "frame_age": round(now - state.frame_at, 3),
@@ -190,6 +223,7 @@ class Hub:
                 "demo": state.frame.demo,
             }
             for name, state in self.cameras.items()
+            if state.counts(now)
         }
         healthy = bool(cameras) and all(c["frame_age"] < OFFLINE_AFTER_S for c in cameras.values())
         return healthy, {"status": "ok" if healthy else "stale", "cameras": cameras}
@@ -197,31 +231,34 @@ class Hub:
     def overview(self) -> dict[str, object]:
         """Cameras and the health of the stages, as the gateway sees them, for /api/status."""
         now = self._clock()
+        self._prune(now)
+        stages = {}
+        for name in STAGES:
+            age = None if name not in self.stage_at else now - self.stage_at[name]
+            stages[name] = {"ok": age is not None and age < STAGE_SILENT_AFTER_S,
+                            "age": None if age is None else round(age, 3)}
         cameras = {
             name: {
-                "online": now - state.frame_at < OFFLINE_AFTER_S,
+                "online": state.online(now),
                 "frame_age": round(now - state.frame_at, 3),
                 "fps": round(state.meter.rate(now), 2),
                 "w": state.frame.width,
                 "h": state.frame.height,
                 "demo": state.frame.demo,
-                "motion": state.motion,
-                "recording": state.recording,
+                # A flag set by a stage that has since died says nothing about now.
+                "motion": state.motion and bool(stages["detector"]["ok"]),
+                "recording": state.recording and bool(stages["recorder"]["ok"]),
             }
             for name, state in self.cameras.items()
         }
-        frame_age = min((now - s.frame_at for s in self.cameras.values()), default=None)
+        return {"cameras": cameras, "stages": stages, "viewers": len(self.viewers)}
 
-        def stage(age: float | None, limit: float) -> dict[str, object]:
-            return {"ok": age is not None and age < limit, "age": None if age is None else round(age, 3)}
-
-        return {
-            "cameras": cameras,
-            "stages": {
-                "capture": stage(frame_age, OFFLINE_AFTER_S),
-                "detector": stage(None if self.detector_at is None else now - self.detector_at, OFFLINE_AFTER_S),
-                "recorder": stage(None if self.recorder_at is None else now - self.recorder_at,
-                                  RECORDER_SILENT_AFTER_S),
-            },
-            "viewers": len(self.viewers),
-        }
+    def _prune(self, now: float) -> None:
+        """Forget cameras that fell silent: a stray after OFFLINE_AFTER_S, a real one after FORGET_AFTER_S."""
+        if now - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        for name, state in list(self.cameras.items()):
+            silent = now - state.frame_at
+            if silent >= FORGET_AFTER_S or (silent >= OFFLINE_AFTER_S and not state.established()):
+                del self.cameras[name]

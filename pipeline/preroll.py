@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from pipeline.protocol import Frame
+
+# No camera sends more; a peer sending frames faster (or all with one ts) cannot grow the buffer past it.
+MAX_FPS = 120
 
 
 class PreRoll:
@@ -16,7 +20,7 @@ class PreRoll:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._frames: deque[Frame] = deque()
+        self._frames: deque[Frame] = deque(maxlen=math.ceil(seconds * MAX_FPS) + 1)
 
     def add(self, frame: Frame) -> None:
         if self._frames and frame.ts < self._frames[-1].ts:

@@ -15,6 +15,16 @@ Events are published by the detector (and later by other stages), in two parts::
     +---------------------+---------------------------------------------+
     body = {"v": 1, "camera": str, "seq": int, "ts": float, "type": str, ...}
 
+Every stage also says that it runs, camera or no camera, every HEARTBEAT_EVERY_S on the socket it
+publishes on (capture on its frames socket, detector and recorder on their events sockets)::
+
+    +---------------------+---------------------------------------------+
+    | b"stage." + stage   | body: msgpack map {"v": 1, "stage": str,    |
+    |                     |                    "ts": float}             |
+    +---------------------+---------------------------------------------+
+
+so that stage health never depends on whether a camera is sending frames.
+
 The topic comes first so that a SUB socket filters by prefix: ``b"frame."`` for every camera's
 frames, ``b"frame.cam0"`` for one camera's. ZeroMQ matches prefixes, so ``b"frame.cam0"`` also
 matches ``cam01``; decoding therefore checks that the header's camera equals the topic's.
@@ -48,6 +58,9 @@ import msgpack
 PROTOCOL_VERSION = 1
 FRAME_PREFIX = b"frame."
 EVENT_PREFIX = b"event."
+STAGE_PREFIX = b"stage."
+# How often a stage sends its heartbeat; a listener counts a stage down after a few missed ones.
+HEARTBEAT_EVERY_S = 2.0
 CAMERA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 JPEG_SOI = b"\xff\xd8"
 MAX_TS = 4_102_444_800.0  # 2100-01-01 UTC
@@ -179,13 +192,43 @@ class Event:
         )
 
 
-def decode(parts: Sequence[bytes]) -> Frame | Event:
-    """Decode any message by its topic, for sockets subscribed to both kinds."""
+def stage_topic() -> bytes:
+    """The subscription prefix for every stage's heartbeat."""
+    return STAGE_PREFIX
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A stage saying it runs: sent every HEARTBEAT_EVERY_S whether or not any camera is there."""
+
+    stage: str
+    ts: float
+
+    def encode(self) -> list[bytes]:
+        return [STAGE_PREFIX + self.stage.encode(), msgpack.packb({"v": PROTOCOL_VERSION, "stage": self.stage,
+                                                                   "ts": self.ts})]
+
+    @classmethod
+    def decode(cls, parts: Sequence[bytes]) -> Heartbeat:
+        if len(parts) != 2:
+            raise ProtocolError(f"a heartbeat has 2 parts, got {len(parts)}")
+        topic, raw_body = (bytes(p) for p in parts)
+        body = _unpack_map(raw_body, "heartbeat")
+        stage = _get(body, "stage", str)
+        if not CAMERA_ID.fullmatch(stage) or topic != STAGE_PREFIX + stage.encode():
+            raise ProtocolError(f"topic {topic[:80]!r} does not match stage {stage[:80]!r}")
+        return cls(stage=stage, ts=_get_ts(body))
+
+
+def decode(parts: Sequence[bytes]) -> Frame | Event | Heartbeat:
+    """Decode any message by its topic, for sockets subscribed to several kinds."""
     topic = bytes(parts[0]) if parts else b""
     if topic.startswith(FRAME_PREFIX):
         return Frame.decode(parts)
     if topic.startswith(EVENT_PREFIX):
         return Event.decode(parts)
+    if topic.startswith(STAGE_PREFIX):
+        return Heartbeat.decode(parts)
     raise ProtocolError(f"unknown topic {topic[:80]!r}")
 
 

@@ -8,7 +8,11 @@ thumbnail (the frame with the largest delta) and a JSON sidecar. It publishes
 ``recording_started``, ``recording_saved`` and ``recording_discarded`` on its own events socket.
 
 A recorder that starts while an episode is already open (after a crash or a restart) joins it
-from the next ``delta`` event that says motion is on, and marks the result cut short.
+from the next ``delta`` event that says motion is on, and marks the result cut short. A
+``motion_end`` that never comes (the detector died between the last motion and its verdict) is
+stood in for by the second ``delta`` in a row that says motion is off: the recording ends after
+its post-roll as usual. A recording that reaches ``--max-recording-seconds`` is closed and the
+episode goes on in the next one; their sidecars name each other (``continued_in``, ``continues``).
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ from pipeline.library import Library, recording_name
 from pipeline.mp4 import Mp4Writer
 from pipeline.preroll import PreRoll
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
+from pipeline.ratelog import RateLimitedLog
 from pipeline.stage import POLL_MS, main
 
-OPTIONS = ("frames", "events", "recorder_events", "recordings", "pre_seconds", "post_seconds", "max_disk",
-           "max_age", "log_level")
+OPTIONS = ("frames", "events", "recorder_events", "recordings", "pre_seconds", "post_seconds",
+           "max_recording_seconds", "max_disk", "max_age", "log_level")
 # Enough queued frames to ride out a slow moment of the encoder, a few seconds at 30 fps.
 RECORDER_FRAME_HWM = 100
 # A post-roll not ended by a frame this long after it was due is finished as it is.
@@ -40,6 +45,11 @@ RETENTION_EVERY_S = 60.0
 STATUS_EVERY_S = 5.0
 # The thumbnail is looked up among the newest frames, so the buffer keeps at least this much.
 MIN_BUFFER_S = 1.0
+# A camera without frames for this long has its recording finished and its state (the pre-roll) freed.
+FORGET_AFTER_S = 30.0
+# Deltas in a row saying motion is off after which a missing motion_end is taken as given: the
+# detector sends exactly one before its motion_end, so a second one means the motion_end is lost.
+CALM_DELTAS = 2
 
 log = logging.getLogger("camserver.recorder")
 
@@ -59,16 +69,20 @@ class Recording:
     end_seq: int | None = None
     until_ts: float | None = None
     deadline: float | None = None
+    calm_deltas: int = 0
+    continues: str | None = None
 
 
 class CameraRecorder:
     """One camera's recording state machine; returns the events it wants published."""
 
-    def __init__(self, camera: str, library: Library, pre_seconds: float, post_seconds: float) -> None:
+    def __init__(self, camera: str, library: Library, pre_seconds: float, post_seconds: float,
+                 max_seconds: float) -> None:
         self.camera = camera
         self._library = library
         self._pre = pre_seconds
         self._post = post_seconds
+        self._max = max_seconds
         self._buffer = PreRoll(max(pre_seconds, MIN_BUFFER_S))
         self.current: Recording | None = None
         self.last_seen: Frame | None = None
@@ -84,6 +98,10 @@ class CameraRecorder:
             return []
         if recording.until_ts is not None and frame.ts > recording.until_ts:
             return self._finish(frame, cut_short=recording.joined)
+        writer = recording.writer
+        if (recording.until_ts is None and writer is not None and writer.first_ts is not None
+                and frame.ts - writer.first_ts >= self._max):
+            return self._split(frame)
         return self._write(frame)
 
     def on_event(self, event: Event) -> list[Event]:
@@ -93,19 +111,24 @@ class CameraRecorder:
             published = self._finish(event, cut_short=self._cut_short(recording)) if recording is not None else []
             return published + self._start(event, joined=False)
         if event.type == "delta":
-            if event.data.get("motion") is not True:
+            motion = event.data.get("motion") is True
+            if not motion:
                 self._dropped_mid_episode = False
             elif recording is None and not self._dropped_mid_episode:
                 return self._start(event, joined=True)
             if recording is not None and recording.until_ts is None:
                 self._note_delta(recording, event)
+                recording.calm_deltas = 0 if motion else recording.calm_deltas + 1
+                if recording.calm_deltas >= CALM_DELTAS:
+                    log.info("%s: motion ended without a motion_end (detector restarted?); ending %s",
+                             self.camera, recording.name)
+                    self._post_roll(recording, event)
             return []
         if event.type == "motion_end" and recording is not None and recording.until_ts is None:
-            if not event.data.get("keep", True):
+            # The first part of a split episode is saved already: the rest is kept with it.
+            if not event.data.get("keep", True) and recording.continues is None:
                 return self._discard(event, "episode discarded by the detector")
-            recording.end_seq = event.seq
-            recording.until_ts = event.ts + self._post
-            recording.deadline = time.monotonic() + self._post + SILENT_AFTER_S
+            self._post_roll(recording, event)
             if isinstance(event.data.get("significant_frames"), int) and not recording.joined:
                 recording.significant_frames = event.data["significant_frames"]
         return []
@@ -131,6 +154,12 @@ class CameraRecorder:
         name = self.current.name if self.current is not None else None
         return self._event(self.last_seen, "recorder_status", {"recording": name is not None, "name": name})
 
+    def _post_roll(self, recording: Recording, end: Event) -> None:
+        """The episode ended at ``end``: record --post-seconds more, then finish."""
+        recording.end_seq = end.seq
+        recording.until_ts = end.ts + self._post
+        recording.deadline = time.monotonic() + self._post + SILENT_AFTER_S
+
     @staticmethod
     def _cut_short(recording: Recording) -> bool:
         """A recording ended now lacks part of its episode if it joined late or the episode goes on."""
@@ -149,6 +178,18 @@ class CameraRecorder:
         for frame in frames:
             published += self._write(frame)
         return published
+
+    def _split(self, frame: Frame) -> list[Event]:
+        """Close a recording that reached --max-recording-seconds; the episode goes on in a new one from ``frame``."""
+        old = self.current
+        assert old is not None
+        name = recording_name(self.camera, frame.ts)
+        published = self._finish(frame, cut_short=old.joined, continued_in=name)
+        self.current = Recording(name, frame.seq, joined=False, continues=old.name)
+        log.info("%s: recording %s continues %s (longer than %g s)", self.camera, name, old.name, self._max)
+        published.append(self._event(frame, "recording_started", {"name": name, "start_ts": frame.ts,
+                                                                  "joined": False, "continues": old.name}))
+        return published + self._write(frame)
 
     def _note_delta(self, recording: Recording, event: Event) -> None:
         delta = event.data.get("delta")
@@ -178,7 +219,7 @@ class CameraRecorder:
             return self._discard(frame, _disk_error(exc))
         return []
 
-    def _finish(self, last: Frame | Event | None, cut_short: bool) -> list[Event]:
+    def _finish(self, last: Frame | Event | None, cut_short: bool, continued_in: str | None = None) -> list[Event]:
         recording = self.current
         assert recording is not None
         self.current = None
@@ -202,6 +243,8 @@ class CameraRecorder:
                 "start_seq": recording.start_seq,
                 "end_seq": recording.end_seq,
                 "cut_short": cut_short,
+                "continues": recording.continues,
+                "continued_in": continued_in,
             })
         except OSError as exc:
             writer.path.unlink(missing_ok=True)
@@ -246,6 +289,7 @@ def _disk_error(exc: OSError) -> str:
 def run(cfg: config.Config, stop: threading.Event) -> int:
     library = Library(cfg.recordings)
     cameras: dict[str, CameraRecorder] = {}
+    heard: dict[str, float] = {}
     endpoints = (*cfg.frames, *cfg.events)
     with (
         zmq.Context() as ctx,
@@ -258,17 +302,31 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
         log.info("recording to %s from frames %s and events %s (pre %g s, post %g s)", cfg.recordings,
                  ",".join(cfg.frames), ",".join(cfg.events), cfg.pre_seconds, cfg.post_seconds)
         next_retention = next_status = 0.0
-        decoder = bus.Decoder(log)
+        decoder, notes = bus.Decoder(log), RateLimitedLog(log)
+        heartbeats = bus.Heartbeats("recorder", events)
         while not stop.is_set():
+            heartbeats.tick()
             published: list[Event] = []
             for message in bus.receive(sock, POLL_MS, decoder):
                 recorder = cameras.get(message.camera)
                 if recorder is None:
+                    if len(cameras) >= config.MAX_CAMERAS:
+                        notes.warning("cameras", "ignoring camera %s: already recording %d cameras", message.camera,
+                                      len(cameras))
+                        continue
                     recorder = cameras[message.camera] = CameraRecorder(
-                        message.camera, library, cfg.pre_seconds, cfg.post_seconds)
-                published += recorder.on_frame(message) if isinstance(message, Frame) else recorder.on_event(message)
+                        message.camera, library, cfg.pre_seconds, cfg.post_seconds, cfg.max_recording_seconds)
+                    heard[message.camera] = time.monotonic()
+                if isinstance(message, Frame):
+                    heard[message.camera] = time.monotonic()
+                    published += recorder.on_frame(message)
+                else:
+                    published += recorder.on_event(message)
             for recorder in cameras.values():
                 published += recorder.tick()
+            for camera in [c for c, at in heard.items() if time.monotonic() - at > FORGET_AFTER_S]:
+                published += cameras.pop(camera).stop()
+                del heard[camera]
             if time.monotonic() >= next_status:
                 published += [e for e in (r.status() for r in cameras.values()) if e is not None]
                 next_status = time.monotonic() + STATUS_EVERY_S

@@ -127,17 +127,25 @@ class LiveSource:
 
     def _run(self, cap: cv2.VideoCapture | None) -> None:
         delay = RECONNECT_MIN_S
+        last: np.ndarray | None = None
+        # After a reconnect, the last picture from before it, until a different one arrives. A relay
+        # whose own camera is dead (an MJPEG server sends its newest frame to every new client)
+        # answers each reconnect with that same old picture; publishing it would fake a live camera.
+        stale: np.ndarray | None = None
         while not self._stopping.is_set():
             cap = cap if cap is not None else open_live(self._target, self._width, self._height)
             while not self._stopping.is_set():
                 ok, image = cap.read()
                 if not ok:
                     break
-                delay = RECONNECT_MIN_S
+                if stale is not None and np.array_equal(image, stale):
+                    continue
+                stale, last, delay = None, image, RECONNECT_MIN_S
                 with self._lock:
                     self._newest = Grab(image, time.time())
             cap.release()
             cap = None
+            stale = last
             if not self._stopping.is_set():
                 log.warning("%s gives no frames; trying again in %.1f s", self.description, delay)
                 self._stopping.wait(delay)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from pipeline.hub import OFFLINE_AFTER_S, Hub
-from pipeline.protocol import Event, Frame
+from pipeline.hub import FORGET_AFTER_S, MAX_CAMERAS, OFFLINE_AFTER_S, STAGE_SILENT_AFTER_S, Hub
+from pipeline.protocol import Event, Frame, Heartbeat
 
 JPEG = b"\xff\xd8\xff\xd9"
 
@@ -85,3 +85,93 @@ def test_status_and_health_follow_the_clock() -> None:
     healthy, body = hub.health()
     assert not healthy and body["status"] == "stale"
     assert hub.status(None)["online"] is False
+
+
+def test_a_stray_camera_is_forgotten_and_health_recovers() -> None:
+    """One frame from a made-up camera must not make /healthz fail for good."""
+    clock = FakeClock()
+    hub = Hub(clock)
+    for seq in range(60):
+        hub.publish_frame(frame(seq))
+        if seq == 30:
+            hub.publish_frame(frame(0, "stray"))
+        clock.now += 0.1
+    assert set(hub.cameras) == {"cam0", "stray"} and hub.health()[0]
+    for seq in range(60, 120):
+        hub.publish_frame(frame(seq))
+        clock.now += 0.1
+    healthy, body = hub.health()
+    assert healthy and set(body["cameras"]) == {"cam0"}
+    assert set(hub.cameras) == {"cam0"}, "the stray's state is freed"
+
+
+def test_a_real_camera_that_goes_silent_fails_health_until_it_is_forgotten() -> None:
+    clock = FakeClock()
+    hub = Hub(clock)
+    for seq in range(50):
+        hub.publish_frame(frame(seq))
+        hub.publish_frame(frame(seq, "door"))
+        clock.now += 0.1
+    for seq in range(50, 150):
+        hub.publish_frame(frame(seq))
+        clock.now += 0.1
+    healthy, body = hub.health()
+    assert not healthy and body["cameras"]["door"]["frame_age"] > OFFLINE_AFTER_S
+    clock.now += FORGET_AFTER_S
+    hub.publish_frame(frame(150))
+    assert set(hub.cameras) == {"cam0"} and hub.health()[0]
+
+
+def test_cameras_beyond_the_maximum_are_refused_not_stored() -> None:
+    hub = Hub(FakeClock())
+    assert all(hub.publish_frame(frame(0, f"fake{n}")) for n in range(MAX_CAMERAS))
+    assert hub.publish_frame(frame(0, "onemore")) is False
+    assert len(hub.cameras) == MAX_CAMERAS
+
+
+def test_a_new_viewer_never_gets_an_old_frame_as_live() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        hub = Hub(clock)
+        hub.publish_frame(frame(0))
+        assert (await hub.attach(None, wants_events=False).next(timeout=0.01))[1] == frame(0)
+        assert hub.newest(None) == frame(0)
+        clock.now += OFFLINE_AFTER_S
+        assert await hub.attach(None, wants_events=False).next(timeout=0.01) == ([], None)
+        assert hub.newest(None) is None
+
+    asyncio.run(scenario())
+
+
+def test_the_default_camera_is_the_first_one_online() -> None:
+    clock = FakeClock()
+    hub = Hub(clock)
+    for seq in range(40):
+        hub.publish_frame(frame(seq, "garden"))
+        clock.now += 0.1
+    for seq in range(100):
+        hub.publish_frame(frame(seq, "door"))
+        clock.now += 0.1
+    assert hub.default_camera() == "door"
+
+
+def test_stages_are_judged_by_their_heartbeats_and_their_flags_expire_with_them() -> None:
+    clock = FakeClock()
+    hub = Hub(clock)
+    for stage in ("capture", "detector", "recorder", "made-up"):
+        hub.publish_heartbeat(Heartbeat(stage, 1.0))
+    overview = hub.overview()
+    assert overview["cameras"] == {}, "no camera needed for stage health"
+    assert overview["stages"] == {name: {"ok": True, "age": 0.0} for name in ("capture", "detector", "recorder")}
+
+    hub.publish_frame(frame(0))
+    hub.publish_event(Event("cam0", 0, 1.0, "delta", {"motion": True}))
+    hub.publish_event(Event("cam0", 0, 1.0, "recording_started", {"name": "x"}))
+    assert hub.overview()["cameras"]["cam0"]["motion"] and hub.overview()["cameras"]["cam0"]["recording"]
+    clock.now += STAGE_SILENT_AFTER_S  # the recorder and detector died without a word
+    hub.publish_heartbeat(Heartbeat("capture", 2.0))
+    hub.publish_frame(frame(1))
+    overview = hub.overview()
+    assert overview["stages"]["recorder"]["ok"] is False and overview["stages"]["detector"]["ok"] is False
+    assert overview["stages"]["capture"]["ok"] is True
+    assert overview["cameras"]["cam0"]["recording"] is False and overview["cameras"]["cam0"]["motion"] is False

@@ -12,6 +12,7 @@ from pipeline.protocol import (
     PROTOCOL_VERSION,
     Event,
     Frame,
+    Heartbeat,
     ProtocolError,
     decode,
     event_topic,
@@ -196,3 +197,14 @@ def test_absurd_event_times_are_refused_and_the_edges_accepted() -> None:
 def test_event_data_cannot_shadow_reserved_keys() -> None:
     with pytest.raises(ProtocolError, match="reserved"):
         Event("cam0", 1, 2.0, "delta", {"seq": 5}).encode()
+
+
+def test_a_heartbeat_round_trips_and_a_forged_one_is_refused() -> None:
+    beat = Heartbeat("detector", 1763950000.5)
+    assert decode(beat.encode()) == beat
+    for parts in ([b"stage.recorder", beat.encode()[1]],
+                  [b"stage.detector", msgpack.packb({"v": 1, "stage": "detector", "ts": 1e300})],
+                  [b"stage.x y", msgpack.packb({"v": 1, "stage": "x y", "ts": 1.0})],
+                  [b"stage.detector"]):
+        with pytest.raises(ProtocolError):
+            decode(parts)

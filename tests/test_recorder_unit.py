@@ -9,6 +9,7 @@ event data is what the real detector would send. Everything is written to a real
 from __future__ import annotations
 
 import errno
+import itertools
 import time
 from pathlib import Path
 
@@ -90,9 +91,9 @@ def types(events: list[Event]) -> list[str]:
     return [e.type for e in events]
 
 
-def recorder(tmp_path: Path) -> tuple[CameraRecorder, Library]:
+def recorder(tmp_path: Path, max_seconds: float = 300.0) -> tuple[CameraRecorder, Library]:
     library = Library(tmp_path)
-    return CameraRecorder("cam0", library, pre_seconds=PRE, post_seconds=POST), library
+    return CameraRecorder("cam0", library, pre_seconds=PRE, post_seconds=POST, max_seconds=max_seconds), library
 
 
 def saved_files(library: Library, name: str) -> dict[str, Path]:
@@ -316,6 +317,63 @@ def test_a_recording_ended_mid_episode_by_a_new_motion_start_is_cut_short(tmp_pa
     first = restarted.published[0]
     assert first.data["cut_short"] is True
     assert library.recordings()[-1]["cut_short"] is True
+
+
+def test_a_detector_restarted_after_the_motion_but_before_motion_end_still_ends_the_recording(
+        tmp_path: Path) -> None:
+    """The motion_end never comes: the new detector's quiet deltas end the recording, with its post-roll."""
+    rec, library = recorder(tmp_path)
+    detector = Detector(rec)
+    detector.run([QUIET] * 30 + EPISODE + [QUIET] * 3)  # seq 48: calm for 3 frames, motion_end due at 54
+    restarted = Detector(rec, first_seq=detector.seq)  # killed and back: a fresh tracker, motion off
+    restarted.run([QUIET] * 12)
+
+    assert detector.of_type("motion_end") == [] and restarted.of_type("motion_end") == []
+    assert types(detector.published + restarted.published) == ["recording_started", "recording_saved"]
+    saved = restarted.published[0]
+    assert saved.data["cut_short"] is False
+    (sidecar,) = library.recordings()
+    second_calm = restarted.of_type("delta")[1]
+    assert sidecar["end_seq"] == second_calm.seq
+    assert sidecar["end"] == pytest.approx(second_calm.ts + POST, abs=0.11)
+    assert rec.current is None
+
+
+def test_a_recording_longer_than_the_maximum_goes_on_in_the_next_one(tmp_path: Path) -> None:
+    """A scene that never calms down: parts of at most max_seconds, chained, with no frame lost or repeated."""
+    rec, library = recorder(tmp_path, max_seconds=2.0)
+    detector = Detector(rec)
+    detector.run([QUIET] * 30 + [5.0] * 45 + [QUIET] * 20)  # motion 3.0-7.4 s, motion_end at 8.4 s
+
+    assert types(detector.published) == ["recording_started"] + ["recording_saved", "recording_started"] * 3 + [
+        "recording_saved"]
+    parts = sorted(library.recordings(), key=lambda r: r["start"])
+    assert len(parts) == 4
+    assert [p["continues"] for p in parts] == [None] + [p["name"] for p in parts[:-1]]
+    assert [p["continued_in"] for p in parts] == [p["name"] for p in parts[1:]] + [None]
+    assert [round(p["start"] - T0, 2) for p in parts] == [2.0, 4.0, 6.0, 8.0]
+    for part, after in itertools.pairwise(parts):
+        assert after["start"] == pytest.approx(part["end"] + 0.1)
+        assert part["duration"] == pytest.approx(2.0, abs=0.01)
+    assert parts[-1]["end"] == pytest.approx(T0 + 8.9)
+    assert sum(p["frames"] for p in parts) == 90 - 20  # seq 20 (pre-roll) to 89 (end of post-roll)
+    for part in parts:
+        info = probe(library.path(part["name"], ".mp4"))
+        assert info is not None and info[1] == part["frames"]
+        assert part["cut_short"] is False
+
+
+def test_the_rest_of_a_split_episode_is_kept_whatever_the_detector_says(tmp_path: Path) -> None:
+    """Once a part is saved, a motion_end with keep false must not throw away the rest of the episode."""
+    rec, library = recorder(tmp_path, max_seconds=1.5)
+    detector = Detector(rec)
+    detector.run([QUIET] * 30 + [5.0, 5.0] + [QUIET] * 20)  # too few significant frames: keep false
+    assert detector.of_type("motion_end")[0].data["keep"] is False
+    assert types(detector.published) == ["recording_started", "recording_saved", "recording_started",
+                                         "recording_saved"]
+    first, rest = sorted(library.recordings(), key=lambda r: r["start"])
+    assert first["continued_in"] == rest["name"] and rest["continues"] == first["name"]
+    assert rec.current is None
 
 
 def test_a_full_disk_drops_the_recording_and_the_next_episode_is_recorded(
