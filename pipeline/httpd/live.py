@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import Counter
 from typing import Any
 
@@ -147,6 +148,11 @@ class LiveSocket(GuardedSocket):
                     await self.write_message(frame.jpeg, binary=True)
         except tornado.websocket.WebSocketClosedError:
             pass
+        except Exception:
+            # A sender that dies leaves an open socket that shows nothing: close it, so the page reconnects.
+            self.settings["guard"].notes.log(logging.ERROR, "live", "live view of %s failed; closing it so the "
+                                             "page reconnects", viewer.camera or "the default camera", exc_info=True)
+            self.close(1011, "internal error")
         finally:
             if viewer.closed and self.ws_connection is not None:
                 self.close(1001, "gateway stopping")
