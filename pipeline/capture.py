@@ -18,7 +18,7 @@ from pipeline.protocol import Frame
 from pipeline.sources import EndOfStream, FrameSource, Grab, open_source
 from pipeline.stage import main
 
-OPTIONS = ("camera", "source", "fps", "width", "height", "quality", "loop", "seed", "frames", "log_level")
+OPTIONS = ("camera", "source", "fps", "width", "height", "quality", "loop", "seed", "frames", "log_level", "log_time")
 
 log = logging.getLogger("camserver.capture")
 

@@ -63,6 +63,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8100
     log_level: str = "INFO"
+    log_time: bool = True
     threshold: float = 0.3
     pixel_threshold: int = 15
     min_area: int = 100
@@ -291,6 +292,8 @@ OPTIONS: dict[str, Option] = {
         Option("host", _host, "address the web server listens on (0.0.0.0 for every interface)", "127.0.0.1"),
         Option("port", _number(int, 1, 65535), "port the web server listens on", "8100"),
         Option("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR", "INFO"),
+        Option("log_time", _bool, "start each log line with the date and time (--no-log-time under a manager that "
+               "adds its own, as honcho does)", "true"),
         Option("threshold", _number(float, 0.001, 100), "percent of the picture that must change for a frame to "
                "count as motion", "0.3"),
         Option("pixel_threshold", _number(int, 1, 255), "grey levels a pixel must change by to count as changed "

@@ -23,7 +23,7 @@ from pipeline.ratelog import RateLimitedLog
 from pipeline.stage import POLL_MS, main
 
 OPTIONS = ("frames", "events", "threshold", "pixel_threshold", "min_area", "lightswitch_percent", "stable_frames",
-           "min_motion_frames", "mask", "log_level")
+           "min_motion_frames", "mask", "log_level", "log_time")
 # A camera that sent no frame for this long has its open episode closed and its state freed.
 SILENT_AFTER_S = 10.0
 # Time given to the last events on stop before the socket is closed.
@@ -117,8 +117,8 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
         def publish(event: Event | None) -> None:
             if event is not None:
                 events.send_multipart(event.encode())
-                if event.type != "delta":
-                    log.info("%s %s at frame %d", event.camera, event.type, event.seq)
+                if event.type != "delta":  # at DEBUG: the logger stage prints every event once
+                    log.debug("%s %s at frame %d", event.camera, event.type, event.seq)
 
         decoder, notes = bus.Decoder(log), RateLimitedLog(log)
         heartbeats = bus.Heartbeats("detector", events)

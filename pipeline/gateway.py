@@ -50,8 +50,8 @@ from pipeline.protocol import Event, Frame, Heartbeat, event_topic, frame_topic,
 from pipeline.ratelog import RateLimitedLog
 from pipeline.stage import async_stop_event, message_summary, setup_logging
 
-OPTIONS = ("host", "port", "frames", "events", "recorder_events", "recordings", "log_level", "user", "password",
-           "password_file", "insecure_no_auth", "allowed_hosts", "tls_cert", "tls_key", "max_connections",
+OPTIONS = ("host", "port", "frames", "events", "recorder_events", "recordings", "log_level", "log_time", "user",
+           "password", "password_file", "insecure_no_auth", "allowed_hosts", "tls_cert", "tls_key", "max_connections",
            "max_connections_per_client", "max_viewers_per_client")
 WEB_DIR = Path(__file__).parent / "web"
 
@@ -231,7 +231,7 @@ async def serve(cfg: config.Config) -> int:
 
 def main() -> None:
     cfg = config.load_or_exit("gateway", OPTIONS, __doc__.splitlines()[0], check)
-    setup_logging("gateway", cfg.log_level)
+    setup_logging("gateway", cfg.log_level, cfg.log_time)
     raise SystemExit(asyncio.run(serve(cfg)))
 
 

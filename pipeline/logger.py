@@ -4,6 +4,9 @@ Any program can do what this one does: connect a SUB socket to the events endpoi
 ``--frame-stats``, the frames endpoint), subscribe to ``b"event."`` / ``b"frame."`` and decode
 with pipeline.protocol. It binds nothing, so it can come and go freely. Per-frame ``delta``
 events and the recorder's ``recorder_status`` heartbeats are left out: they are for machines.
+
+It is the one place events are printed (the stages that send them log them at DEBUG only), as
+log lines like every stage's, or with ``--json`` as bare JSON lines on stdout for a program.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime
 
 import zmq
 
@@ -20,18 +22,18 @@ from pipeline import bus, config
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
 from pipeline.stage import consume, main
 
-OPTIONS = ("events", "recorder_events", "frames", "json", "frame_stats", "log_level")
+OPTIONS = ("events", "recorder_events", "frames", "json", "frame_stats", "log_level", "log_time")
 QUIET_TYPES = frozenset({"delta", "recorder_status"})
 
 log = logging.getLogger("camserver.logger")
 
 
 def format_event(event: Event, as_json: bool) -> str:
+    """A JSON line, or the text of a log line (the log line carries the time)."""
     if as_json:
         return json.dumps(event.body(), separators=(",", ":"))
-    when = datetime.fromtimestamp(event.ts).isoformat(timespec="milliseconds")
     extra = " ".join(f"{key}={value}" for key, value in event.data.items())
-    return f"{when} {event.camera} {event.type} seq={event.seq} {extra}".rstrip()
+    return f"{event.camera} {event.type} seq={event.seq} {extra}".rstrip()
 
 
 class FrameStats:
@@ -69,13 +71,19 @@ class FrameStats:
 def run(cfg: config.Config, stop: threading.Event) -> int:
     stats = FrameStats(cfg.json) if cfg.frame_stats else None
 
+    def show(line: str) -> None:
+        if cfg.json:
+            print(line, flush=True)
+        else:
+            log.info("%s", line)
+
     def handle(message: Frame | Event) -> None:
         if isinstance(message, Event) and message.type not in QUIET_TYPES:
-            print(format_event(message, cfg.json), flush=True)
+            show(format_event(message, cfg.json))
         elif isinstance(message, Frame) and stats is not None:
             stats.add(message)
         for line in stats.lines() if stats is not None else ():
-            print(line, flush=True)
+            show(line)
 
     endpoints = (*cfg.events, *cfg.recorder_events, *(cfg.frames if stats is not None else ()))
     topics = [event_topic(), frame_topic()] if stats is not None else [event_topic()]

@@ -35,7 +35,7 @@ from pipeline.ratelog import RateLimitedLog
 from pipeline.stage import POLL_MS, main
 
 OPTIONS = ("frames", "events", "recorder_events", "recordings", "pre_seconds", "post_seconds",
-           "max_recording_seconds", "max_disk", "max_age", "log_level")
+           "max_recording_seconds", "max_disk", "max_age", "log_level", "log_time")
 # Enough queued frames to ride out a slow moment of the encoder, a few seconds at 30 fps.
 RECORDER_FRAME_HWM = 100
 # A post-roll not ended by a frame this long after it was due is finished as it is.
@@ -169,7 +169,7 @@ class CameraRecorder:
         frames = self._buffer.since(trigger.ts - self._pre)
         start_ts = frames[0].ts if frames else trigger.ts
         self.current = Recording(recording_name(self.camera, start_ts), trigger.seq, joined)
-        log.info("%s: recording %s%s", self.camera, self.current.name,
+        log.debug("%s: recording %s%s", self.camera, self.current.name,
                  " (joined an episode in progress)" if joined else "")
         published = [self._event(trigger, "recording_started", {"name": self.current.name, "start_ts": start_ts,
                                                                  "joined": joined})]
@@ -251,7 +251,7 @@ class CameraRecorder:
             log.error("%s: could not save %s: %s", self.camera, recording.name, _disk_error(exc))
             return [self._event_for(last, recording, "recording_discarded",
                                     {"name": recording.name, "reason": _disk_error(exc)})]
-        log.info("%s: saved %s (%.1f s, %d frames, %d KB%s)", self.camera, recording.name, sidecar["duration"],
+        log.debug("%s: saved %s (%.1f s, %d frames, %d KB%s)", self.camera, recording.name, sidecar["duration"],
                  writer.frames, sidecar["size"] // 1024, ", cut short" if cut_short else "")
         return [self._event_for(last, recording, "recording_saved", saved_data(sidecar))]
 
@@ -261,7 +261,7 @@ class CameraRecorder:
         self.current = None
         if recording.writer is not None:
             recording.writer.abort()
-        log.info("%s: discarded %s: %s", self.camera, recording.name, reason)
+        log.debug("%s: discarded %s: %s", self.camera, recording.name, reason)
         return [self._event(trigger, "recording_discarded", {"name": recording.name, "reason": reason})]
 
     def _event(self, about: Frame | Event, kind: str, data: dict[str, Any]) -> Event:

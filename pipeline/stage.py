@@ -17,6 +17,7 @@ import zmq
 
 from pipeline.bus import Decoder, receive
 from pipeline.config import Config, load_or_exit
+from pipeline.native_stderr import route_native_stderr
 from pipeline.protocol import Event, Frame
 from pipeline.ratelog import RateLimitedLog
 
@@ -24,13 +25,19 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 POLL_MS = 200
 
 
-def setup_logging(stage: str, level: str) -> logging.Logger:
+def setup_logging(stage: str, level: str, with_time: bool = True) -> logging.Logger:
+    """One line per message, named by stage; without the time under a manager that adds its own.
+
+    What C libraries print to stderr is routed through the same logger (pipeline.native_stderr).
+    """
     logging.basicConfig(
         level=level,
-        format=f"%(asctime)s {stage} %(levelname)s %(message)s",
+        format=("%(asctime)s " if with_time else "") + f"{stage} %(levelname)s %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
-    return logging.getLogger(f"camserver.{stage}")
+    log = logging.getLogger(f"camserver.{stage}")
+    route_native_stderr(log)
+    return log
 
 
 def stop_event() -> threading.Event:
@@ -95,7 +102,7 @@ def main(stage: str, options: Sequence[str], doc: str, run: Callable[[Config, th
     exit status 1, which a process manager shows better than a traceback.
     """
     cfg = load_or_exit(stage, options, doc.splitlines()[0])
-    log = setup_logging(stage, cfg.log_level)
+    log = setup_logging(stage, cfg.log_level, cfg.log_time)
     stop = stop_event()
     try:
         code = run(cfg, stop)
