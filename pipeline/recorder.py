@@ -170,7 +170,7 @@ class CameraRecorder:
         start_ts = frames[0].ts if frames else trigger.ts
         self.current = Recording(recording_name(self.camera, start_ts), trigger.seq, joined)
         log.debug("%s: recording %s%s", self.camera, self.current.name,
-                 " (joined an episode in progress)" if joined else "")
+                  " (joined an episode in progress)" if joined else "")
         published = [self._event(trigger, "recording_started", {"name": self.current.name, "start_ts": start_ts,
                                                                  "joined": joined})]
         if trigger.type == "delta":
@@ -252,7 +252,7 @@ class CameraRecorder:
             return [self._event_for(last, recording, "recording_discarded",
                                     {"name": recording.name, "reason": _disk_error(exc)})]
         log.debug("%s: saved %s (%.1f s, %d frames, %d KB%s)", self.camera, recording.name, sidecar["duration"],
-                 writer.frames, sidecar["size"] // 1024, ", cut short" if cut_short else "")
+                  writer.frames, sidecar["size"] // 1024, ", cut short" if cut_short else "")
         return [self._event_for(last, recording, "recording_saved", saved_data(sidecar))]
 
     def _discard(self, trigger: Frame | Event, reason: str) -> list[Event]:
