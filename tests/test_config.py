@@ -13,7 +13,7 @@ from tests.conftest import REPO, clean_env
 
 ALL = ("camera", "source", "fps", "width", "height", "quality", "loop", "seed", "frames", "events", "host",
        "port", "log_level", "threshold", "pixel_threshold", "min_area", "lightswitch_percent", "stable_frames",
-       "min_motion_frames", "mask", "json", "frame_stats")
+       "min_motion_frames", "mask", "json", "frame_stats", "log_time", "max_recording_seconds")
 
 
 def test_defaults() -> None:
@@ -99,6 +99,8 @@ def test_several_endpoints() -> None:
         (["--mask", "1,2,3"], {}, "invalid --mask value '1,2,3': '1,2,3' is not a rectangle"),
         (["--mask", "0,0,0,10"], {}, "positive width and height"),
         (["--mask", "/no/such/mask.png"], {}, "invalid --mask value '/no/such/mask.png': expected rectangles"),
+        (["--max-recording-seconds", "5"], {}, "invalid --max-recording-seconds value '5': must be between 10"),
+        ([], {"CAMSERVER_LOG_TIME": "sometimes"}, "invalid CAMSERVER_LOG_TIME value 'sometimes'"),
     ],
 )
 def test_bad_values_name_the_option_and_value(argv: list[str], env: dict[str, str], message: str) -> None:
@@ -124,3 +126,5 @@ def test_help_lists_options_with_defaults_and_variables(stage: str) -> None:
     assert result.returncode == 0
     assert "--log-level" in result.stdout and "CAMSERVER_LOG_LEVEL" in result.stdout
     assert "default: INFO" in result.stdout
+    assert "--no-log-time" in result.stdout and "CAMSERVER_LOG_TIME" in result.stdout
+    assert ("--max-recording-seconds" in result.stdout) == (stage == "recorder")
