@@ -10,11 +10,14 @@ listed only when all of it is there. Whatever a crash leaves behind is sorted ou
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import math
 import os
 import re
 import shutil
+import stat
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +33,8 @@ log = logging.getLogger("camserver.recorder")
 VIDEO, THUMBNAIL, SIDECAR = ".mp4", ".jpg", ".json"
 PART = ".mp4.part"
 _NAME = re.compile(r"(\d{8}T\d{6}\.\d{3}Z)_([A-Za-z0-9_-]{1,64})")
+# Ours are under a kilobyte: a bigger one was not written by publish, and is not read whole.
+MAX_SIDECAR_BYTES = 64 * 1024
 
 
 def recording_name(camera: str, start_ts: float) -> str:
@@ -54,6 +59,72 @@ def _starts_within(name: str, since: float | None, until: float | None) -> bool:
     if parsed is None:
         return False
     return (since is None or parsed[1] >= since) and (until is None or parsed[1] < until)
+
+
+def _refuse_constant(token: str) -> Any:
+    """json's hook for NaN and Infinity: Python reads them, but a browser's JSON.parse does not."""
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    """json's hook for numbers with a fraction or exponent: 1e999 reads as inf, which is not JSON either."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
+def _is_number(value: object) -> bool:
+    """A JSON number: Python's bool is an int, but true is no duration."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _sidecar_problem(name: str, sidecar: object) -> str | None:
+    """Why a decoded sidecar cannot be listed, or None when the API and the page can rely on it.
+
+    The API builds the video and thumbnail URLs from ``video`` and ``thumbnail`` and the page shows
+    ``camera`` and ``duration``: those must be there and be this recording's own. ``start`` may be
+    missing (the page takes it from the name) but must be a number when it is there.
+    """
+    if not isinstance(sidecar, dict):
+        return f"a JSON {type(sidecar).__name__}, not an object"
+    if sidecar.get("name") != name:
+        return "its name is not the file's"
+    if sidecar.get("video") != f"{name}{VIDEO}":
+        return "its video is not the recording's"
+    if sidecar.get("thumbnail") not in (None, f"{name}{THUMBNAIL}"):
+        return "its thumbnail is not the recording's"
+    if not isinstance(sidecar.get("camera"), str):
+        return "no camera"
+    if not _is_number(sidecar.get("duration")):
+        return "no duration"
+    if sidecar.get("start") is not None and not _is_number(sidecar["start"]):
+        return "a start that is not a number"
+    return None
+
+
+def _read_sidecar(path: Path) -> Any:
+    """The decoded JSON of ``path``; ValueError unless it is a small regular file of valid, finite JSON.
+
+    Opened without following a symlink, which could make the gateway serve any file it can read.
+    O_NONBLOCK because opening a FIFO for reading would otherwise wait for a writer forever.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError("a symbolic link") from None
+        raise
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = file.read(MAX_SIDECAR_BYTES + 1)
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise ValueError(f"larger than {MAX_SIDECAR_BYTES} bytes")
+    try:
+        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -84,6 +155,8 @@ class Library:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # Sidecars already warned about: the gateway reads them again for every listing.
+        self._skipped: set[str] = set()
 
     def part_path(self, name: str) -> Path:
         return self.root / f".{name}{PART}"
@@ -91,25 +164,44 @@ class Library:
     def path(self, name: str, suffix: str) -> Path:
         return self.root / f"{name}{suffix}"
 
+    def file(self, name: str, suffix: str) -> Path | None:
+        """The file of a recording to serve, or None unless it is a regular file in the folder itself.
+
+        A symlink is refused wherever it points: even inside the folder it could name a ``.part``
+        being written or another recording's file.
+        """
+        if parse_name(name) is None or suffix not in (VIDEO, THUMBNAIL, SIDECAR):
+            return None
+        path = self.path(name, suffix)
+        try:
+            return path if stat.S_ISREG(path.lstat().st_mode) else None
+        except OSError:
+            return None
+
     def publish(self, name: str, part: Path, thumbnail: bytes | None, sidecar: dict[str, Any]) -> dict[str, Any]:
-        """Give a finished ``part`` its final name, with thumbnail and sidecar; the sidecar as written."""
-        if thumbnail is not None:
-            write_atomically(self.path(name, THUMBNAIL), thumbnail)
+        """Give a finished ``part`` its final name, with thumbnail and sidecar; the sidecar as written.
+
+        ValueError, before anything is renamed or written, for a sidecar holding NaN or infinity:
+        JSON has no such numbers, and the API would send them on to browsers that cannot parse them.
+        """
         video = self.path(name, VIDEO)
-        part.replace(video)
         sidecar = {
             **sidecar,
             "name": name,
             "video": video.name,
             "thumbnail": self.path(name, THUMBNAIL).name if thumbnail is not None else None,
-            "size": video.stat().st_size,
+            "size": part.stat().st_size,
         }
-        write_atomically(self.path(name, SIDECAR), json.dumps(sidecar, indent=1).encode())
+        encoded = json.dumps(sidecar, indent=1, allow_nan=False).encode()
+        if thumbnail is not None:
+            write_atomically(self.path(name, THUMBNAIL), thumbnail)
+        part.replace(video)
+        write_atomically(self.path(name, SIDECAR), encoded)
         self._sync_folder()
         return sidecar
 
     def recordings(self) -> list[dict[str, Any]]:
-        """Every complete recording's sidecar, newest first; unreadable sidecars are skipped."""
+        """Every complete recording's sidecar, newest first; unreadable or invalid sidecars are skipped."""
         return self.page(limit=None)[0]
 
     def page(
@@ -131,17 +223,28 @@ class Library:
         return found, names[limit - 1] if more and limit else None
 
     def get(self, name: str) -> dict[str, Any] | None:
-        """One recording's sidecar, or None when there is no such (complete, readable) recording."""
+        """One recording's sidecar, or None when there is no such (complete, valid) recording.
+
+        Checked here, where it is read, so that one broken or hostile file cannot fail a whole
+        listing or put invalid JSON in the API: it is skipped, with a warning once per file.
+        """
         if parse_name(name) is None:
             return None
         path = self.path(name, SIDECAR)
         try:
-            return json.loads(path.read_text())
+            sidecar = _read_sidecar(path)
+            problem = _sidecar_problem(name, sidecar)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            log.warning("skipping unreadable sidecar %s: %s", path.name, exc)
+            problem = str(exc)
+        if problem is not None:
+            if name not in self._skipped:
+                self._skipped.add(name)
+                log.warning("skipping sidecar %s: %s", path.name, problem)
             return None
+        self._skipped.discard(name)
+        return sidecar
 
     def disk(self) -> dict[str, int]:
         """Bytes the recordings use, and free and total bytes on their filesystem."""

@@ -82,18 +82,31 @@ class Mp4Writer:
         return self.last_ts - self.first_ts + self._frame_interval()
 
     def close(self) -> None:
-        """Flush the encoder, finish the file and make it durable."""
-        self._mux(self._stream.encode(None))
-        self._container.close()
-        self._sync()
+        """Flush the encoder, finish the file and make it durable.
+
+        A failed write, such as ENOSPC on a full disk, raises OSError: PyAV re-raises the one the
+        file object raised. The file is closed all the same, because a deleted file whose handle is
+        still open keeps its space taken.
+        """
+        try:
+            self._mux(self._stream.encode(None))
+            self._container.close()
+            self._sync()
+        except BaseException:
+            self._release()
+            raise
         self._file.close()
 
     def abort(self) -> None:
-        """Stop writing and delete the file: nothing of it is worth keeping."""
-        with contextlib.suppress(OSError, av.FFmpegError):
-            self._container.close()
-        self._file.close()
-        self.path.unlink(missing_ok=True)
+        """Stop writing and delete the file: nothing of it is worth keeping.
+
+        Never raises: it is how a failed write is cleaned up, and on a full disk closing the
+        container and flushing the file fail too. The file goes whatever failed, or it would keep
+        the disk full.
+        """
+        self._release()
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
 
     def _frame_interval(self) -> float:
         if self.frames < 2 or self.first_ts is None or self.last_ts is None:
@@ -106,6 +119,16 @@ class Mp4Writer:
             if packet.is_keyframe:
                 # A keyframe makes the muxer write out the fragment before it: make that durable.
                 self._sync()
+
+    def _release(self) -> None:
+        """Close container and file, whatever state a failed write left them in; never raises.
+
+        Each step on its own: a container that cannot write its end must not keep the file open.
+        """
+        with contextlib.suppress(Exception):
+            self._container.close()
+        with contextlib.suppress(Exception):
+            self._file.close()  # closes the descriptor even when the flush before it fails
 
     def _sync(self) -> None:
         self._file.flush()

@@ -215,6 +215,7 @@ class CameraRecorder:
         except ValueError as exc:
             log.warning("%s: skipping frame %d: %s", self.camera, frame.seq, exc)
         except OSError as exc:
+            log.error("%s: could not record %s: %s", self.camera, recording.name, _disk_error(exc))
             self._dropped_mid_episode = recording.until_ts is None
             return self._discard(frame, _disk_error(exc))
         return []

@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
+
 from pipeline.library import Library, recording_name
 from tests.conftest import Ports, Stage, wait_for
 from tests.test_live import gateway_listening
@@ -71,6 +73,46 @@ def test_listing_pages_filters_gets_and_deletes(start_stage: Callable[..., Stage
         assert status == 404 and body["status"] == 404 and names[2] in body["error"]
     status, body = request(ports.http, "DELETE", "/api/recordings/..%2F..%2Fpyproject.toml")
     assert status == 404
+
+
+def test_hostile_sidecars_beside_good_recordings_leave_the_listing_whole(
+        start_stage: Callable[..., Stage], ports: Ports) -> None:
+    """One broken or planted sidecar must not take the list (and the page) down, nor send invalid JSON."""
+    day = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
+    names = prepare(ports, [day + 60 * i for i in range(7)])
+    good, hostile = [names[0], names[3], names[6]], [names[1], names[2], names[4], names[5]]
+    library = Library(ports.recordings)
+    library.path(hostile[0], ".json").write_text("[]")
+    library.path(hostile[1], ".json").write_text("null")
+    sidecar = json.loads(library.path(hostile[2], ".json").read_text())
+    library.path(hostile[2], ".json").write_text(json.dumps({**sidecar, "duration": float("nan")}))
+    outside = ports.recordings.parent / "outside.json"
+    library.path(hostile[3], ".json").rename(outside)
+    library.path(hostile[3], ".json").symlink_to(outside)
+    start_stage("gateway")
+    wait_for(gateway_listening(ports.http), 15, "the gateway")
+
+    conn = http.client.HTTPConnection("127.0.0.1", ports.http, timeout=10)
+    conn.request("GET", "/api/recordings")
+    response = conn.getresponse()
+    assert response.status == 200
+    body = json.loads(response.read(), parse_constant=lambda token: pytest.fail(f"{token} in the API's JSON"))
+    assert [r["name"] for r in body["recordings"]] == good[::-1]
+    for name in hostile:
+        assert request(ports.http, "GET", f"/api/recordings/{name}")[0] == 404
+
+    # A file planted as a symlink inside the folder (to another recording, or to a .part being written)
+    # or reached through a subfolder is not served, though it stays inside the folder.
+    library.path(hostile[0], ".mp4").unlink()
+    library.path(hostile[0], ".mp4").symlink_to(library.path(good[0], ".mp4"))
+    (ports.recordings / "sub").mkdir()
+    library.path(good[1], ".mp4").rename(ports.recordings / "sub" / f"{good[1]}.mp4")
+    for path, expected in ((f"/recordings/{good[0]}.mp4", 200), (f"/recordings/{hostile[0]}.mp4", 404),
+                           (f"/recordings/sub%2F{good[1]}.mp4", 404)):
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == expected, path
 
 
 def test_status_reports_cameras_stages_and_disk(start_stage: Callable[..., Stage], ports: Ports) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import subprocess
 import sys
 import time
@@ -42,7 +44,7 @@ def add_recording(library: Library, camera: str, start_ts: float, video_bytes: i
     name = recording_name(camera, start_ts)
     part = library.part_path(name)
     part.write_bytes(b"\0" * video_bytes)
-    library.publish(name, part, b"\xff\xd8thumb", {"camera": camera, "start": start_ts})
+    library.publish(name, part, b"\xff\xd8thumb", {"camera": camera, "start": start_ts, "duration": 1.0})
     return name
 
 
@@ -192,6 +194,124 @@ def test_recordings_skips_an_unreadable_sidecar(tmp_path: Path) -> None:
     bad = add_recording(library, "cam0", T0 + 10)
     library.path(bad, ".json").write_text('{"name": ')
     assert [r["name"] for r in library.recordings()] == [good]
+
+
+# VALID and NAME are replaced by what a good sidecar of recording NAME holds, and by its name.
+VALID = '"name": "NAME", "video": "NAME.mp4", "camera": "cam0"'
+HOSTILE_SIDECARS = {
+    "a list": "[]",
+    "an empty object": "{}",
+    "null": "null",
+    "a number": "3",
+    "a string": '"x"',
+    "NaN": '{VALID, "duration": NaN}',
+    "Infinity": '{VALID, "duration": 1, "start": -Infinity}',
+    "a float too big": '{VALID, "duration": 1e999}',
+    "another name": '{"name": "other", "video": "NAME.mp4", "camera": "cam0", "duration": 1}',
+    "a foreign video": '{"name": "NAME", "video": "../../etc/passwd", "camera": "cam0", "duration": 1}',
+    "a foreign thumbnail": '{VALID, "thumbnail": "x.jpg", "duration": 1}',
+    "no video": '{"name": "NAME", "camera": "cam0", "duration": 1}',
+    "no duration": '{VALID}',
+    "a camera that is a number": '{"name": "NAME", "video": "NAME.mp4", "camera": 0, "duration": 1}',
+    "a duration that is a string": '{VALID, "duration": "1"}',
+    "a duration that is true": '{VALID, "duration": true}',
+    "a start that is a list": '{VALID, "duration": 1, "start": []}',
+    "deep nesting": "[" * 100_000 + "]" * 100_000,
+}
+
+
+@pytest.mark.parametrize("kind", HOSTILE_SIDECARS)
+def test_a_hostile_sidecar_is_skipped_and_the_others_are_still_listed(
+        tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    library = Library(tmp_path)
+    older = add_recording(library, "cam0", T0)
+    bad = add_recording(library, "cam0", T0 + 10)
+    newer = add_recording(library, "cam0", T0 + 20)
+    library.path(bad, ".json").write_text(HOSTILE_SIDECARS[kind].replace("VALID", VALID).replace("NAME", bad))
+
+    for _ in range(3):
+        assert [r["name"] for r in library.recordings()] == [newer, older]
+    assert library.get(bad) is None
+    page, cursor = library.page(limit=2)
+    assert [r["name"] for r in page] == [newer] and cursor == bad
+    warnings = [r.getMessage() for r in caplog.records if bad in r.getMessage()]
+    assert len(warnings) == 1, warnings  # once, not at every listing
+
+
+def test_a_sidecar_fixed_after_being_skipped_is_listed_again(tmp_path: Path) -> None:
+    """Fixed by hand with no more than what is required: older or hand-made sidecars like it stay listed."""
+    library = Library(tmp_path)
+    name = add_recording(library, "cam0", T0)
+    library.path(name, ".json").write_text("[]")
+    assert library.recordings() == []
+    library.path(name, ".json").write_text('{VALID, "duration": 0}'.replace("VALID", VALID).replace("NAME", name))
+    assert [r["name"] for r in library.recordings()] == [name]
+
+
+def test_a_symlinked_sidecar_is_not_listed_even_if_what_it_points_to_is_valid(tmp_path: Path) -> None:
+    """A link could make the gateway read and serve any file it may read; a valid target proves the link is why."""
+    library = Library(tmp_path / "recordings")
+    library.root.mkdir()
+    real = add_recording(library, "cam0", T0)
+    linked = add_recording(library, "cam0", T0 + 10)
+    outside = tmp_path / "outside.json"
+    library.path(linked, ".json").rename(outside)
+    library.path(linked, ".json").symlink_to(outside)
+
+    assert [r["name"] for r in library.recordings()] == [real]
+    assert library.get(linked) is None
+
+
+@pytest.mark.parametrize("kind", ["a symlink", "a folder", "a FIFO"])
+def test_only_a_regular_file_in_the_folder_is_a_file_to_serve(tmp_path: Path, kind: str) -> None:
+    """What the gateway may send for /recordings/<file>: never through a link, a FIFO or a folder."""
+    library = Library(tmp_path / "recordings")
+    library.root.mkdir()
+    name = add_recording(library, "cam0", T0)
+    assert {suffix: library.file(name, suffix) for suffix in (".mp4", ".jpg", ".json")} == {
+        suffix: library.path(name, suffix) for suffix in (".mp4", ".jpg", ".json")}
+    other = add_recording(library, "cam0", T0 + 10)
+    target = library.path(other, ".mp4")
+    target.unlink()
+    if kind == "a symlink":
+        target.symlink_to(library.path(name, ".mp4"))  # inside the folder, and still refused
+    elif kind == "a folder":
+        target.mkdir()
+    else:
+        os.mkfifo(target)
+    assert library.file(other, ".mp4") is None
+    assert library.file(other, ".jpg") == library.path(other, ".jpg")
+    assert library.file(name, ".mp4.part") is None
+    assert library.file("../recordings/" + name, ".mp4") is None
+    assert library.file(recording_name("cam0", T0 + 99), ".mp4") is None
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "a big file"])
+def test_a_sidecar_that_is_not_a_small_regular_file_is_skipped_without_blocking(tmp_path: Path, kind: str) -> None:
+    """Opening a FIFO to read waits for a writer: the gateway would hang on its next listing."""
+    library = Library(tmp_path)
+    good = add_recording(library, "cam0", T0)
+    bad = add_recording(library, "cam0", T0 + 10)
+    sidecar = library.path(bad, ".json")
+    text = sidecar.read_text()
+    sidecar.unlink()
+    if kind == "a FIFO":
+        os.mkfifo(sidecar)
+    else:
+        sidecar.write_text(text[:-1] + ", " + '"padding": "' + "x" * 100_000 + '"}')
+    assert [r["name"] for r in library.recordings()] == [good]
+
+
+def test_publish_refuses_nan_before_writing_anything(tmp_path: Path) -> None:
+    """A sidecar with NaN is not JSON: the API would pass it on to browsers that cannot parse it."""
+    library = Library(tmp_path)
+    name = recording_name("cam0", T0)
+    part = library.part_path(name)
+    part.write_bytes(b"video")
+    with pytest.raises(ValueError):
+        library.publish(name, part, b"\xff\xd8thumb", {"camera": "cam0", "duration": 1.0, "peak_delta": math.nan})
+    assert files(tmp_path) == [part.name]
+    assert library.recordings() == []
 
 
 def test_an_absent_folder_has_no_recordings(tmp_path: Path) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -185,6 +190,82 @@ def test_abort_leaves_no_file(tmp_path: Path) -> None:
 def test_abort_before_any_frame_leaves_no_file(tmp_path: Path) -> None:
     Mp4Writer(tmp_path / "nothing.mp4", W, H).abort()
     assert list(tmp_path.iterdir()) == []
+
+
+# --- a full disk ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str = "600k") -> Iterator[Path]:
+    """A real filesystem of ``size`` at ``path``, to fill up; skips the test where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                                 capture_output=True, text=True, timeout=10)
+    except FileNotFoundError:
+        pytest.skip("no mount command to make a small disk with")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a {size} tmpfs to fill up (needs root): {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        # Lazy: a file a failed test left open must not keep the mount, and this test's folder, around.
+        subprocess.run(["umount", "--lazy", str(path)], check=True, timeout=10)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with small_tmpfs(tmp_path / "disk") as disk:
+        yield disk
+
+
+def used_bytes(disk: Path) -> int:
+    st = os.statvfs(disk)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def fill(disk: Path, leave: int = 0) -> int:
+    """Take all but ``leave`` bytes of the free space with a file of its own; its size."""
+    st = os.statvfs(disk)
+    with (disk / "filler").open("wb", buffering=0) as filler, contextlib.suppress(OSError):  # ENOSPC: full
+        filler.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+    return (disk / "filler").stat().st_size
+
+
+def test_on_a_full_disk_write_raises_oserror_and_abort_still_deletes_the_file(small_disk: Path) -> None:
+    """Small frames, so the failing write is the flush of a fragment that stays buffered: abort flushes it again."""
+    size = (64, 48)
+    filler = fill(small_disk, leave=32 * 1024)
+    writer = Mp4Writer(small_disk / ".x.mp4.part", *size)
+    with pytest.raises(OSError) as failed:  # on whichever frame fills the disk
+        for i in range(100_000):
+            writer.write(jpeg(picture(i / 10, size)), T0 + i / 10)
+    assert failed.value.errno == errno.ENOSPC and writer.frames > 10
+
+    writer.abort()
+
+    assert [p.name for p in small_disk.iterdir()] == ["filler"]
+    assert used_bytes(small_disk) <= filler + 4096  # the space is free again, not held by an open handle
+    (small_disk / "filler").unlink()
+    assert used_bytes(small_disk) == 0
+
+
+def test_close_on_a_full_disk_raises_oserror_and_lets_go_of_the_file(small_disk: Path) -> None:
+    """Frames that fit, then the disk fills: finishing the file fails, and once deleted it takes no space."""
+    path = small_disk / ".x.mp4.part"
+    writer = Mp4Writer(path, W, H)
+    for i in range(15):
+        writer.write(jpeg(picture(i / 10)), T0 + i / 10)
+    filler = fill(small_disk)
+
+    with pytest.raises(OSError) as failed:
+        writer.close()
+    assert failed.value.errno == errno.ENOSPC
+
+    path.unlink()  # what the recorder does with a recording it could not finish
+    assert used_bytes(small_disk) <= filler + 4096
+    writer.abort()  # and a writer already closed can still be aborted
+    assert [p.name for p in small_disk.iterdir()] == ["filler"]
 
 
 def test_probe_says_none_for_what_is_not_a_video(tmp_path: Path) -> None:

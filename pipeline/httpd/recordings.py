@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import tornado.web
 
 from pipeline.httpd.base import Guarded, GuardedStatic, log
-from pipeline.library import Library, parse_name
+from pipeline.library import Library
 
 MAX_PAGE = 500
 
@@ -70,6 +71,8 @@ class RecordingFile(GuardedStatic):
 
     def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
         path = Path(absolute_path)
-        if parse_name(path.stem) is None or path.suffix not in (".mp4", ".jpg", ".json"):
+        served = Library(Path(root)).file(path.stem, path.suffix)
+        # Only a regular file directly in the folder: no symlink, no subfolder (x%2F<name>.mp4).
+        if served is None or os.path.abspath(served) != absolute_path:
             raise tornado.web.HTTPError(404)
         return super().validate_absolute_path(root, absolute_path)
