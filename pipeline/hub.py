@@ -161,8 +161,9 @@ class Hub:
             state = self.cameras[frame.camera] = CameraState(frame, now, now)
         state.frame, state.frame_at = frame, now
         state.meter.tick(now)
+        default = self.default_camera()  # once per frame, not once per viewer
         for viewer in self.viewers:
-            if self.watched(viewer) == frame.camera:
+            if (viewer.camera or default) == frame.camera:
                 viewer.offer_frame(frame)
         return True
 
@@ -181,8 +182,9 @@ class Hub:
                 state.recording = event.type == "recording_started" or event.data.get("recording") is True
             elif event.type in ("recording_saved", "recording_discarded"):
                 state.recording = False
+        default = self.default_camera()
         for viewer in self.viewers:
-            if self.watched(viewer) == event.camera:
+            if (viewer.camera or default) == event.camera:
                 viewer.offer_event(event)
 
     def newest(self, camera: str | None) -> Frame | None:
