@@ -24,6 +24,8 @@ from pipeline.redact import mask_url
 
 ENV_PREFIX = "CAMSERVER_"
 DEFAULT_FPS = 10.0
+# The size asked of a webcam, and the demo scene's, when none is configured; other sources keep their own.
+DEFAULT_WIDTH, DEFAULT_HEIGHT = 640, 480
 # Cameras a detector or recorder keeps state for at once: a peer making up ids cannot exhaust memory.
 MAX_CAMERAS = 16
 
@@ -53,8 +55,8 @@ class Config:
     camera: str = "cam0"
     source: Source = Source("auto")
     fps: float | None = None
-    width: int = 640
-    height: int = 480
+    width: int | None = None
+    height: int | None = None
     quality: int = 80
     loop: bool = False
     seed: int = 0
@@ -280,8 +282,10 @@ OPTIONS: dict[str, Option] = {
         Option("camera", _camera, "camera id, used in topics, file names and URLs", "cam0"),
         Option("source", parse_source, "auto, demo, a webcam index (0), a video file or an rtsp/http(s) URL", "auto"),
         Option("fps", _number(float, 0.1, 120), "frames per second to publish", "10; video files: their own rate"),
-        Option("width", _number(int, 16, 7680, even=True), "frame width in pixels", "640"),
-        Option("height", _number(int, 16, 4320, even=True), "frame height in pixels", "480"),
+        Option("width", _number(int, 16, 7680, even=True), "frame width in pixels; set both or neither",
+               "the source's own; 640 for a webcam and the demo"),
+        Option("height", _number(int, 16, 4320, even=True), "frame height in pixels; set both or neither",
+               "the source's own; 480 for a webcam and the demo"),
         Option("quality", _number(int, 1, 100), "JPEG quality", "80"),
         Option("loop", _bool, "play a video file again from the start when it ends", "false"),
         Option("seed", _number(int, 0, 2**31 - 1), "seed of the demo scene, for repeatable tests", "0"),

@@ -1,9 +1,13 @@
 """Where capture gets its pictures: a webcam, a network stream, a video file or the demo scene.
 
 Every source answers ``read()`` with the newest picture it has and when it was taken, or None when
-it has nothing new yet. Live sources (webcams and URLs) are read by a thread of their own that
-never stops grabbing, because OpenCV and the camera driver queue frames: a loop that read only
-at our pace would publish pictures that are seconds old. Files are read in order instead, since
+it has nothing new yet. A picture that comes as a JPEG (an MJPEG file, an HTTP MJPEG stream such as
+another camserver's, mjpg-streamer's or an IP camera's) is handed out as those very bytes, demuxed
+by PyAV and never decoded: capture publishes it as it is unless a resize is asked for.
+
+Live sources (webcams and URLs) are read by a thread of their own that never stops grabbing,
+because OpenCV, FFmpeg and the camera driver queue frames: a loop that read only at our pace
+would publish pictures that are seconds old. Files are read in order instead, since
 every frame of a recording matters and nothing is lost by waiting.
 """
 
@@ -12,13 +16,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+import av
 import cv2
 import numpy as np
 
-from pipeline.config import Config, Source
+from pipeline.config import DEFAULT_HEIGHT, DEFAULT_WIDTH, Config, Source
 from pipeline.demo import DemoScene
 from pipeline.redact import mask_url
 
@@ -29,12 +35,23 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 10.0
+# Seconds to connect to a stream, and to wait for its next bytes, before it counts as gone.
+STREAM_TIMEOUT_S = 10.0
+# A picture from a live source: decoded pixels (webcams, RTSP) or a JPEG as it arrived.
+Picture = np.ndarray | bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Grab:
-    image: np.ndarray
+    """One picture and when it was taken: ``jpeg`` when the source gave a JPEG, else ``image``."""
+
     ts: float
+    image: np.ndarray | None = None
+    jpeg: bytes | None = None
+
+    @classmethod
+    def of(cls, picture: Picture, ts: float) -> Grab:
+        return cls(ts, jpeg=picture) if isinstance(picture, bytes) else cls(ts, image=picture)
 
 
 class EndOfStream(Exception):
@@ -64,7 +81,7 @@ class DemoSource:
 
     def read(self) -> Grab:
         ts = time.time()
-        return Grab(self._scene.render(time.monotonic() - self._start, ts), ts)
+        return Grab(ts, image=self._scene.render(time.monotonic() - self._start, ts))
 
     def close(self) -> None:
         pass
@@ -92,10 +109,40 @@ class FileSource:
             ok, image = self._cap.read()
         if not ok:
             raise EndOfStream(self._path)
-        return Grab(image, time.time())
+        return Grab(time.time(), image=image)
 
     def close(self) -> None:
         self._cap.release()
+
+
+class MjpegFileSource:
+    """A video file whose frames are JPEGs (MJPEG AVI or MOV): each packet is published as it is."""
+
+    demo = False
+
+    def __init__(self, path: str, loop: bool) -> None:
+        self.description = f"MJPEG file {path} (passed through)" + (" (looping)" if loop else "")
+        self._path, self._loop = path, loop
+        self._container, self._packets = self._open()
+        rate = self._container.streams.video[0].average_rate
+        self.native_fps = float(rate) if rate and 0 < rate <= 240 else None
+
+    def read(self) -> Grab:
+        jpeg = next(self._packets, None)
+        if jpeg is None and self._loop:
+            self._container.close()
+            self._container, self._packets = self._open()
+            jpeg = next(self._packets, None)
+        if jpeg is None:
+            raise EndOfStream(self._path)
+        return Grab(time.time(), jpeg=jpeg)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def _open(self) -> tuple[av.container.InputContainer, Iterator[bytes]]:
+        container = av.open(self._path)
+        return container, jpeg_packets(container)
 
 
 class LiveSource:
@@ -107,13 +154,13 @@ class LiveSource:
     demo = False
     native_fps = None
 
-    def __init__(self, target: int | str, width: int, height: int, first: cv2.VideoCapture | None = None) -> None:
-        self.description = f"webcam {target}" if isinstance(target, int) else f"stream {mask_url(target)}"
-        self._target, self._width, self._height = target, width, height
+    def __init__(self, description: str, pictures: Callable[[], Iterator[Picture]]) -> None:
+        self.description = description
+        self._pictures = pictures
         self._lock = threading.Lock()
         self._newest: Grab | None = None
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(first,), name="reader", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="reader", daemon=True)
         self._thread.start()
 
     def read(self) -> Grab | None:
@@ -125,31 +172,71 @@ class LiveSource:
         self._stopping.set()
         self._thread.join(timeout=1.0)
 
-    def _run(self, cap: cv2.VideoCapture | None) -> None:
+    def _run(self) -> None:
         delay = RECONNECT_MIN_S
-        last: np.ndarray | None = None
+        last: Picture | None = None
         # After a reconnect, the last picture from before it, until a different one arrives. A relay
         # whose own camera is dead (an MJPEG server sends its newest frame to every new client)
         # answers each reconnect with that same old picture; publishing it would fake a live camera.
-        stale: np.ndarray | None = None
+        stale: Picture | None = None
         while not self._stopping.is_set():
-            cap = cap if cap is not None else open_live(self._target, self._width, self._height)
-            while not self._stopping.is_set():
-                ok, image = cap.read()
-                if not ok:
-                    break
-                if stale is not None and np.array_equal(image, stale):
-                    continue
-                stale, last, delay = None, image, RECONNECT_MIN_S
-                with self._lock:
-                    self._newest = Grab(image, time.time())
-            cap.release()
-            cap = None
+            try:
+                for picture in self._pictures():
+                    if self._stopping.is_set():
+                        break
+                    if stale is not None and _same(picture, stale):
+                        continue
+                    stale, last, delay = None, picture, RECONNECT_MIN_S
+                    with self._lock:
+                        self._newest = Grab.of(picture, time.time())
+            except (av.FFmpegError, OSError) as exc:
+                log.debug("%s: %s", self.description, exc)
             stale = last
             if not self._stopping.is_set():
                 log.warning("%s gives no frames; trying again in %.1f s", self.description, delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
+
+
+def _same(one: Picture, other: Picture) -> bool:
+    if isinstance(one, bytes) or isinstance(other, bytes):
+        return one == other
+    return np.array_equal(one, other)
+
+
+def jpeg_packets(container: av.container.InputContainer) -> Iterator[bytes]:
+    """The JPEG of every packet of an MJPEG container's video, as the bytes it holds: nothing is decoded."""
+    video = container.streams.video[0]
+    for packet in container.demux(video):
+        if packet.size:
+            yield bytes(packet)
+
+
+def stream_jpegs(url: str) -> Iterator[bytes]:
+    """One connection to an HTTP MJPEG stream, its JPEGs as they arrive; ends when the stream does."""
+    with av.open(url, timeout=STREAM_TIMEOUT_S) as container:
+        if container.streams.video[0].codec_context.name != "mjpeg":
+            raise OSError(f"{mask_url(url)} is not an MJPEG stream")
+        yield from jpeg_packets(container)
+
+
+def camera_pictures(target: int | str, width: int, height: int,
+                    first: cv2.VideoCapture | None = None) -> Callable[[], Iterator[np.ndarray]]:
+    """Connections to a webcam or a non-HTTP stream through OpenCV, each yielding decoded pictures."""
+    opened = [first] if first is not None else []
+
+    def pictures() -> Iterator[np.ndarray]:
+        cap = opened.pop() if opened else open_live(target, width, height)
+        try:
+            while True:
+                ok, image = cap.read()
+                if not ok:
+                    return
+                yield image
+        finally:
+            cap.release()
+
+    return pictures
 
 
 def open_live(target: int | str, width: int, height: int) -> cv2.VideoCapture:
@@ -165,15 +252,31 @@ def open_live(target: int | str, width: int, height: int) -> cv2.VideoCapture:
 def open_source(cfg: Config) -> FrameSource:
     """Open the configured source; ``auto`` falls back to the demo scene, loudly, without a webcam."""
     source: Source = cfg.source
+    width, height = cfg.width or DEFAULT_WIDTH, cfg.height or DEFAULT_HEIGHT
     if source.kind == "demo":
-        return DemoSource(cfg.width, cfg.height, cfg.seed)
+        return DemoSource(width, height, cfg.seed)
     if source.kind == "file":
-        return FileSource(str(source.target), cfg.loop)
+        return MjpegFileSource(str(source.target), cfg.loop) if is_mjpeg_file(str(source.target)) \
+            else FileSource(str(source.target), cfg.loop)
+    if source.kind == "url" and str(source.target).startswith(("http://", "https://")):
+        url = str(source.target)
+        return LiveSource(f"MJPEG stream {mask_url(url)} (passed through)", lambda: stream_jpegs(url))
     if source.kind in ("webcam", "url"):
-        return LiveSource(source.target, cfg.width, cfg.height)
-    first = open_live(0, cfg.width, cfg.height)
+        target = source.target
+        description = f"webcam {target}" if isinstance(target, int) else f"stream {mask_url(target)}"
+        return LiveSource(description, camera_pictures(target, width, height))
+    first = open_live(0, width, height)
     if first.isOpened() and first.read()[0]:
-        return LiveSource(0, cfg.width, cfg.height, first)
+        return LiveSource("webcam 0", camera_pictures(0, width, height, first))
     first.release()
     log.warning("no webcam found (source auto): streaming the built-in DEMO SCENE instead, not a real camera")
-    return DemoSource(cfg.width, cfg.height, cfg.seed)
+    return DemoSource(width, height, cfg.seed)
+
+
+def is_mjpeg_file(path: str) -> bool:
+    """Whether a video file's pictures are JPEGs, which capture can pass on without decoding."""
+    try:
+        with av.open(path) as container:
+            return bool(container.streams.video) and container.streams.video[0].codec_context.name == "mjpeg"
+    except (av.FFmpegError, OSError):
+        return False

@@ -95,13 +95,14 @@ def message_summary(message: Frame | Event) -> str:
     return f"event {message.camera} {message.type} seq={message.seq}"
 
 
-def main(stage: str, options: Sequence[str], doc: str, run: Callable[[Config, threading.Event], int]) -> NoReturn:
-    """Entry point of a threaded stage: configure, then run until a stop signal.
+def main(stage: str, options: Sequence[str], doc: str, run: Callable[[Config, threading.Event], int],
+         check: Callable[[Config], None] | None = None) -> NoReturn:
+    """Entry point of a threaded stage: configure (``check``: a rule across options), then run until a stop signal.
 
     A camera, file or address that cannot be opened is an OSError naming it: one log line and
     exit status 1, which a process manager shows better than a traceback.
     """
-    cfg = load_or_exit(stage, options, doc.splitlines()[0])
+    cfg = load_or_exit(stage, options, doc.splitlines()[0], check)
     log = setup_logging(stage, cfg.log_level, cfg.log_time)
     stop = stop_event()
     try:

@@ -13,7 +13,7 @@ import zmq
 
 from pipeline import bus
 from pipeline.protocol import Frame, frame_topic
-from pipeline.sources import LiveSource
+from pipeline.sources import LiveSource, camera_pictures
 from tests.conftest import Ports, Stage, free_port, wait_for
 from tests.test_live import decode_jpeg, gateway_up
 
@@ -52,7 +52,7 @@ def collect(endpoint: str, until: Callable[[list[Frame]], bool], timeout: float)
 def test_file_plays_at_its_own_rate_scaled_and_capture_exits_at_the_end(
     start_stage: Callable[..., Stage], ports: Ports, video: Path
 ) -> None:
-    capture = start_stage("capture", "--source", str(video), "--camera", "clip")
+    capture = start_stage("capture", "--source", str(video), "--camera", "clip", "--width", "640", "--height", "480")
     frames = collect(ports.frames, lambda got: bool(got) and got[-1].seq == FILE_FRAMES - 1, 20)
     assert frames, capture.output()
     seqs = [f.seq for f in frames]
@@ -103,7 +103,7 @@ class CountingCamera:
 
 def test_live_source_hands_out_the_newest_frame_not_a_queued_one() -> None:
     camera = CountingCamera()
-    source = LiveSource(0, 4, 4, first=camera)  # type: ignore[arg-type]
+    source = LiveSource("counting camera", camera_pictures(0, 4, 4, first=camera))  # type: ignore[arg-type]
     try:
         time.sleep(0.3)
         grab = source.read()

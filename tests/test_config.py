@@ -21,7 +21,8 @@ def test_defaults() -> None:
     assert cfg == Config()
     assert cfg.source == Source("auto")
     assert cfg.fps is None, "None: capture uses a file's own rate, else DEFAULT_FPS"
-    assert (cfg.width, cfg.height, cfg.quality, cfg.port) == (640, 480, 80, 8100)
+    assert (cfg.width, cfg.height) == (None, None), "None: the source's own size (640x480 asked of a webcam)"
+    assert (cfg.quality, cfg.port) == (80, 8100)
     assert cfg.frames == ("tcp://127.0.0.1:5555",) and cfg.events == ("tcp://127.0.0.1:5556",)
 
 

@@ -1,0 +1,139 @@
+"""JPEG pass-through: a source whose pictures are JPEGs is published byte for byte, nothing decoded.
+
+An MJPEG AVI made in the test and an HTTP MJPEG server in the test are the sources; the frames
+are read off the bus by a subscriber, and capture's own count says how many it encoded (none).
+"""
+
+from __future__ import annotations
+
+import http.server
+import itertools
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, Ports, Stage, clean_env, free_port
+from tests.test_capture import collect
+from tests.test_live import decode_jpeg
+
+W, H = 768, 576
+COUNTS = re.compile(r"published (\d+) frames: (\d+) passed through as the source's JPEGs, (\d+) encoded")
+
+
+def picture(n: int) -> np.ndarray:
+    image = np.full((H, W, 3), 30 + 7 * n % 200, np.uint8)
+    cv2.putText(image, str(n), (200, 400), cv2.FONT_HERSHEY_SIMPLEX, 8, (255, 255, 255), 16)
+    return image
+
+
+@pytest.fixture
+def mjpeg_avi(tmp_path: Path) -> Path:
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, (W, H))
+    for n in range(30):
+        writer.write(picture(n))
+    writer.release()
+    return path
+
+
+def packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
+
+
+def counts(stage: Stage) -> tuple[int, int, int]:
+    match = COUNTS.search(stage.output())
+    assert match is not None, stage.output()
+    total, passed, encoded = (int(n) for n in match.groups())
+    return total, passed, encoded
+
+
+def test_an_mjpeg_file_is_published_as_its_own_jpegs(
+        start_stage: Callable[..., Stage], ports: Ports, mjpeg_avi: Path) -> None:
+    source = packets(mjpeg_avi)
+    capture = start_stage("capture", "--source", str(mjpeg_avi))
+    frames = collect(ports.frames, lambda got: bool(got) and got[-1].seq == len(source) - 1, 20)
+    assert capture.stop() == 0
+    assert frames, capture.output()
+    assert all((f.width, f.height) == (W, H) for f in frames), "the source's own size by default"
+    assert [f.jpeg for f in frames] == source[frames[0].seq:], "byte for byte, in order"
+    total, passed, encoded = counts(capture)
+    assert encoded == 0 and passed == total == len(source)
+
+
+def test_a_size_asked_for_is_encoded_from_the_jpegs(
+        start_stage: Callable[..., Stage], ports: Ports, mjpeg_avi: Path) -> None:
+    capture = start_stage("capture", "--source", str(mjpeg_avi), "--width", "384", "--height", "288")
+    frames = collect(ports.frames, lambda got: bool(got) and got[-1].seq == 29, 20)
+    assert capture.stop() == 0
+    assert frames and all((f.width, f.height) == (384, 288) for f in frames)
+    assert decode_jpeg(frames[-1].jpeg).shape == (288, 384, 3)
+    assert counts(capture)[1:] == (0, 30)
+
+
+class MjpegServer(http.server.ThreadingHTTPServer):
+    """An endless multipart MJPEG stream of a fixed set of JPEGs, like an IP camera or mjpg-streamer."""
+
+    daemon_threads = True
+
+    def __init__(self, jpegs: list[bytes]) -> None:
+        self.jpegs = jpegs
+        super().__init__(("127.0.0.1", free_port()), MjpegHandler)
+
+
+class MjpegHandler(http.server.BaseHTTPRequestHandler):
+    server: MjpegServer
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        try:
+            for jpeg in itertools.cycle(self.server.jpegs):
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg))
+                self.wfile.write(jpeg + b"\r\n")
+                time.sleep(0.05)
+        except OSError:
+            pass
+
+    def log_message(self, *args: object) -> None:
+        """Quiet: the test reads capture's log."""
+
+
+@pytest.fixture
+def mjpeg_server() -> Iterator[MjpegServer]:
+    server = MjpegServer([cv2.imencode(".jpg", picture(n))[1].tobytes() for n in range(8)])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_http_mjpeg_stream_is_published_as_its_own_jpegs(
+        start_stage: Callable[..., Stage], ports: Ports, mjpeg_server: MjpegServer) -> None:
+    capture = start_stage("capture", "--source", f"http://127.0.0.1:{mjpeg_server.server_port}/video.mjpg")
+    frames = collect(ports.frames, lambda got: len(got) >= 20, 20)
+    assert capture.stop() == 0
+    assert len(frames) >= 20, capture.output()
+    assert all((f.width, f.height) == (W, H) for f in frames)
+    assert all(f.jpeg in mjpeg_server.jpegs for f in frames), "each frame is one of the stream's JPEGs, unchanged"
+    assert len({f.jpeg for f in frames}) >= 3, "it follows the stream"
+    total, passed, encoded = counts(capture)
+    assert encoded == 0 and passed == total >= 20
+
+
+def test_half_a_size_is_refused_at_start() -> None:
+    done = subprocess.run([sys.executable, "-m", "pipeline.capture", "--width", "320"], cwd=REPO,
+                          env=clean_env(), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "give both --width and --height" in done.stderr
