@@ -24,7 +24,6 @@ from pipeline.redact import mask_url
 
 # "[tcp @ 0x7f16780054c0] Connection refused": the component, and the message without the address.
 _PREFIX = re.compile(r"^\[(?P<component>[^\]@]+?)\s*@\s*0x[0-9a-fA-F]+\]\s*")
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 # Messages that differ only in numbers (addresses, byte counts) are one kind for rate limiting.
 _NUMBERS = re.compile(r"(0x[0-9a-fA-F]+|\d+)")
 
@@ -35,7 +34,7 @@ def native_line(raw: bytes) -> str:
     match = _PREFIX.match(text)
     if match is not None:
         text = f"{match['component'].strip()}: {text[match.end():]}"
-    return _URL.sub(lambda url: mask_url(url.group()), text)
+    return mask_url(text)
 
 
 def route_native_stderr(log: logging.Logger) -> None:

@@ -180,6 +180,7 @@ class LiveSource:
         # answers each reconnect with that same old picture; publishing it would fake a live camera.
         stale: Picture | None = None
         while not self._stopping.is_set():
+            reason = ""
             try:
                 for picture in self._pictures():
                     if self._stopping.is_set():
@@ -190,10 +191,11 @@ class LiveSource:
                     with self._lock:
                         self._newest = Grab.of(picture, time.time())
             except (av.FFmpegError, OSError) as exc:
-                log.debug("%s: %s", self.description, exc)
+                # strerror, not str(exc): the latter names the URL, password and all.
+                reason = f" ({mask_url(exc.strerror or type(exc).__name__)})"
             stale = last
             if not self._stopping.is_set():
-                log.warning("%s gives no frames; trying again in %.1f s", self.description, delay)
+                log.warning("%s gives no frames%s; trying again in %.1f s", self.description, reason, delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
 

@@ -55,15 +55,27 @@ def test_under_honcho_each_event_is_printed_once_with_one_timestamp(tmp_path: Pa
 
 def test_ffmpeg_messages_are_the_stages_own_lines_with_passwords_masked(
         start_stage: Callable[..., Stage], ports: Ports) -> None:
-    capture = start_stage("capture", "--source", "http://admin:s3cret@127.0.0.1:1/video.mjpg")
+    """RTSP goes through OpenCV's FFmpeg, which prints its own messages to file descriptor 2."""
+    capture = start_stage("capture", "--source", "rtsp://admin:s3cret@127.0.0.1:1/stream")
     wait_for(lambda: capture.output().count("trying again") >= 3, 15, "three reconnects")
     capture.stop()
     output = capture.output()
-    assert "Connection refused" in output, output
     for line in output.splitlines():
         assert STAGE_LINE.match(line), f"a line that is not one of capture's: {line!r}"
     refused = [line for line in output.splitlines() if "Connection refused" in line]
-    assert len(refused) == 1, "repeats are counted, not printed"
+    assert len(refused) == 1 and "capture WARNING tcp: " in refused[0], "FFmpeg's line, once: repeats are counted"
+    assert "s3cret" not in output
+
+
+def test_an_http_streams_failure_is_said_in_the_reconnect_line_without_the_password(
+        start_stage: Callable[..., Stage], ports: Ports) -> None:
+    """HTTP MJPEG goes through PyAV, whose error carries the URL: only its reason is logged."""
+    capture = start_stage("capture", "--source", "http://admin:s3cret@127.0.0.1:1/video.mjpg")
+    wait_for(lambda: capture.output().count("trying again") >= 2, 15, "two reconnects")
+    capture.stop()
+    output = capture.output()
+    assert "gives no frames (Connection refused); trying again" in output, output
+    assert all(STAGE_LINE.match(line) for line in output.splitlines()), output
     assert "s3cret" not in output
 
 

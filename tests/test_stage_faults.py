@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import itertools
 import json
 import logging
 import signal
@@ -145,12 +146,16 @@ def test_made_up_camera_ids_cost_no_memory_and_health_recovers(
 
 
 class ReplayingRelay(http.server.ThreadingHTTPServer):
-    """An MJPEG server whose camera is dead: every client gets the same last picture, then the end."""
+    """An MJPEG relay: while its camera lives it streams new pictures; once the camera is dead it
+    answers every client with the last picture it had, then ends the response."""
 
     daemon_threads = True
 
-    def __init__(self, jpeg: bytes) -> None:
-        self.jpeg = jpeg
+    def __init__(self, pictures: list[bytes]) -> None:
+        self.pictures = pictures
+        self.last = pictures[0]
+        self.camera_alive = threading.Event()
+        self.camera_alive.set()
         self.connections = 0
         super().__init__(("127.0.0.1", free_port()), ReplayHandler)
 
@@ -163,8 +168,20 @@ class ReplayHandler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
         self.end_headers()
-        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(self.server.jpeg))
-        self.wfile.write(self.server.jpeg + b"\r\n")
+        try:
+            for jpeg in itertools.cycle(self.server.pictures):
+                if not self.server.camera_alive.is_set():
+                    break
+                self._part(jpeg)
+                self.server.last = jpeg
+                time.sleep(0.1)
+            self._part(self.server.last)
+        except OSError:
+            pass
+
+    def _part(self, jpeg: bytes) -> None:
+        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg))
+        self.wfile.write(jpeg + b"\r\n")
         self.wfile.flush()
 
     def log_message(self, *args: object) -> None:
@@ -173,9 +190,12 @@ class ReplayHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def relay() -> Iterator[ReplayingRelay]:
-    picture = np.full((480, 640, 3), 90, np.uint8)
-    cv2.putText(picture, "last picture", (40, 240), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 4)
-    server = ReplayingRelay(cv2.imencode(".jpg", picture)[1].tobytes())
+    pictures = []
+    for n in range(5):
+        picture = np.full((480, 640, 3), 90, np.uint8)
+        cv2.putText(picture, f"picture {n}", (40, 240), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 4)
+        pictures.append(cv2.imencode(".jpg", picture)[1].tobytes())
+    server = ReplayingRelay(pictures)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -187,9 +207,11 @@ def test_a_relay_replaying_its_dead_cameras_last_picture_is_not_a_live_camera(
         start_stage: Callable[..., Stage], ports: Ports, relay: ReplayingRelay) -> None:
     start_stage("gateway")
     capture = start_stage("capture", "--source", f"http://127.0.0.1:{relay.server_port}/stream.mjpg")
-    wait_for(gateway_up(ports.http), 20, "the relay's picture at the gateway")
+    wait_for(gateway_up(ports.http), 20, "the relay's pictures at the gateway")
+    relay.camera_alive.clear()
+    connections = relay.connections
     wait_for(lambda: not healthy(ports.http), 10, "/healthz to see the camera is gone")
-    wait_for(lambda: relay.connections >= 4, 20, "capture to reconnect a few times")
+    wait_for(lambda: relay.connections >= connections + 3, 20, "capture to reconnect a few times")
     watched_until = time.monotonic() + 3
     while time.monotonic() < watched_until:
         assert not healthy(ports.http), "the replayed picture was published as a new frame"
