@@ -71,11 +71,12 @@ def run_capture(args: list[str], frames: int, fps: int) -> tuple[int, float, flo
     sock = bus.subscriber(ctx, [endpoint], [frame_topic()], 1000)
     decoder = bus.Decoder(logging.getLogger("bench"))
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.capture", "--frames", endpoint, "--loop",
-                             "--fps", str(fps), *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                             "--fps", str(fps), *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL)
     try:
         first = None
         while first is None:
+            if proc.poll() is not None:
+                raise SystemExit(f"capture {' '.join(args)} exited with status {proc.returncode} before any frame")
             first = next((m for m in bus.receive(sock, 1000, decoder) if isinstance(m, Frame)), None)
         cpu0, wall0 = cpu_seconds(proc.pid), time.monotonic()
         received = 0
@@ -99,9 +100,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clips = make_clip(Path(tmp), width, height, args.fps, 100)
         runs = {
-            "pass-through (MJPEG file, own size)": [str(clips["mjpeg"])],
-            "resized to 640x480 (MJPEG file)": [str(clips["mjpeg"]), "--width", "640", "--height", "480"],
-            "decode + encode, own size (mp4v file)": [str(clips["mp4v"])],
+            "pass-through (MJPEG file, own size)": ["--source", str(clips["mjpeg"])],
+            "resized to 640x480 (MJPEG file)": ["--source", str(clips["mjpeg"]), "--width", "640", "--height", "480"],
+            "decode + encode, own size (mp4v file)": ["--source", str(clips["mp4v"])],
         }
         results = {name: run_capture(run, args.frames, args.fps) for name, run in runs.items()}
     baseline = results["resized to 640x480 (MJPEG file)"]
