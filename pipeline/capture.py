@@ -48,7 +48,7 @@ class FrameEncoder:
     def encode(self, grab: Grab) -> Frame | None:
         """The frame to publish, or None for a JPEG from the source that is not one (logged)."""
         if grab.jpeg is not None:
-            try:
+            try:  # the size from the JPEG's own header, which also tells a damaged picture
                 size = jpeg_size(grab.jpeg)
             except ProtocolError as exc:
                 self._notes.warning("jpeg", "skipping a picture from the source: %s", exc)
