@@ -3,7 +3,8 @@
 One process per camera. It binds the frames PUB socket, so every consumer connects to it and
 may come and go; when it restarts, its ``seq`` starts again from 0. A source that delivers JPEGs
 (an MJPEG file or HTTP stream) is passed through byte for byte: nothing is decoded or encoded
-unless a size other than the source's own is asked for.
+unless a smaller size than the source's own is asked for (pipeline.scaling: the picture keeps its
+shape).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import logging
 import threading
 
 import cv2
-import numpy as np
 import zmq
 
 from pipeline import bus, config
 from pipeline.pacing import Pacer
 from pipeline.protocol import Frame, ProtocolError, jpeg_size
 from pipeline.ratelog import RateLimitedLog
+from pipeline.scaling import Size, decode_scaled, fit, shrink
 from pipeline.sources import EndOfStream, FrameSource, Grab, open_source
 from pipeline.stage import main
 
@@ -38,10 +39,10 @@ class FrameEncoder:
 
     def __init__(self, cfg: config.Config, demo: bool) -> None:
         self._camera, self._demo = cfg.camera, demo
-        self._size = (cfg.width, cfg.height) if cfg.width and cfg.height else None
+        self._box = (cfg.width, cfg.height) if cfg.width and cfg.height else None
         self._params = [cv2.IMWRITE_JPEG_QUALITY, cfg.quality]
         self._seq = 0
-        self._warned_size = False
+        self._told: tuple[Size, Size] | None = None
         self._notes = RateLimitedLog(log)
         self.passed = self.encoded = 0
 
@@ -53,29 +54,38 @@ class FrameEncoder:
             except ProtocolError as exc:
                 self._notes.warning("jpeg", "skipping a picture from the source: %s", exc)
                 return None
-            if self._size is None or size == self._size:
+            target = self._target(size)
+            if target == size:
                 self.passed += 1
                 return self._frame(grab.ts, size, grab.jpeg)
-            image = cv2.imdecode(np.frombuffer(grab.jpeg, np.uint8), cv2.IMREAD_COLOR)
+            image = decode_scaled(grab.jpeg, size, target)
             if image is None:
                 self._notes.warning("jpeg", "skipping a picture from the source that does not decode")
                 return None
         else:
             assert grab.image is not None
             image = grab.image
-        height, width = image.shape[:2]
-        if self._size is not None and (width, height) != self._size:
-            if not self._warned_size:
-                log.info("source gives %dx%d; scaling to %dx%d", width, height, *self._size)
-                self._warned_size = True
-            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+            target = self._target((image.shape[1], image.shape[0]))
+            if target != (image.shape[1], image.shape[0]):
+                image = shrink(image, target)
         ok, jpeg = cv2.imencode(".jpg", image, self._params)
         if not ok:
             raise RuntimeError("JPEG encoding failed")
         self.encoded += 1
-        return self._frame(grab.ts, (image.shape[1], image.shape[0]), jpeg.tobytes())
+        return self._frame(grab.ts, target, jpeg.tobytes())
 
-    def _frame(self, ts: float, size: tuple[int, int], jpeg: bytes) -> Frame:
+    def _target(self, size: Size) -> Size:
+        """The size to publish a picture of ``size`` at; said once in the log whenever it changes."""
+        if self._box is None:
+            return size
+        target = fit(size, self._box)
+        if target != size and self._told != (size, target):
+            log.info("source gives %dx%d; publishing %dx%d, the largest of its shape within %dx%d",
+                     *size, *target, *self._box)
+            self._told = (size, target)
+        return target
+
+    def _frame(self, ts: float, size: Size, jpeg: bytes) -> Frame:
         frame = Frame(self._camera, self._seq, ts, size[0], size[1], self._demo, jpeg)
         self._seq += 1
         return frame
@@ -86,7 +96,7 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
     fps = cfg.fps or source.native_fps or config.DEFAULT_FPS
     encoder = FrameEncoder(cfg, source.demo)
     pacer = Pacer(fps)
-    size = f"{cfg.width}x{cfg.height}" if cfg.width else "the source's own size"
+    size = f"at most {cfg.width}x{cfg.height} in the source's shape" if cfg.width else "the source's own size"
     try:
         with zmq.Context() as ctx, bus.publisher(ctx, cfg.frames, bus.FRAME_HWM) as pub:
             log.info("camera %s: %s at %g fps, %s, publishing on %s",

@@ -52,7 +52,7 @@ def collect(endpoint: str, until: Callable[[list[Frame]], bool], timeout: float)
 def test_file_plays_at_its_own_rate_scaled_and_capture_exits_at_the_end(
     start_stage: Callable[..., Stage], ports: Ports, video: Path
 ) -> None:
-    capture = start_stage("capture", "--source", str(video), "--camera", "clip", "--width", "640", "--height", "480")
+    capture = start_stage("capture", "--source", str(video), "--camera", "clip", "--width", "160", "--height", "120")
     frames = collect(ports.frames, lambda got: bool(got) and got[-1].seq == FILE_FRAMES - 1, 20)
     assert frames, capture.output()
     seqs = [f.seq for f in frames]
@@ -60,8 +60,8 @@ def test_file_plays_at_its_own_rate_scaled_and_capture_exits_at_the_end(
     assert len(frames) >= FILE_FRAMES // 2
     rate = (len(frames) - 1) / (frames[-1].ts - frames[0].ts)
     assert FILE_FPS * 0.8 < rate < FILE_FPS * 1.2
-    assert all((f.width, f.height, f.camera, f.demo) == (640, 480, "clip", False) for f in frames)
-    assert decode_jpeg(frames[-1].jpeg).shape == (480, 640, 3)
+    assert all((f.width, f.height, f.camera, f.demo) == (160, 120, "clip", False) for f in frames)
+    assert decode_jpeg(frames[-1].jpeg).shape == (120, 160, 3)
     assert capture.proc.wait(10) == 0
     assert "end of video file" in capture.output()
 

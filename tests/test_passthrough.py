@@ -152,3 +152,18 @@ def test_a_damaged_mjpeg_file_publishes_what_is_intact_and_ends_cleanly(
     # Pictures whose scan data was zeroed are passed on as they are (a viewer sees a grey band), the rest intact.
     assert sum(f.jpeg not in intact for f in frames) <= 2
     assert "Traceback" not in capture.output()
+
+
+def test_a_wide_picture_asked_into_a_4_3_box_keeps_its_shape(
+        start_stage: Callable[..., Stage], ports: Ports, tmp_path: Path) -> None:
+    path = tmp_path / "wide.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, (1280, 720))
+    for n in range(10):
+        writer.write(cv2.resize(picture(n), (1280, 720)))
+    writer.release()
+    capture = start_stage("capture", "--source", str(path), "--width", "640", "--height", "480")
+    frames = collect(ports.frames, lambda got: bool(got) and got[-1].seq == 9, 20)
+    assert capture.stop() == 0
+    assert frames and all((f.width, f.height) == (640, 360) for f in frames), "16:9 stays 16:9, not squashed to 4:3"
+    assert decode_jpeg(frames[-1].jpeg).shape == (360, 640, 3)
+    assert "source gives 1280x720; publishing 640x360" in capture.output()
