@@ -39,7 +39,7 @@ from pipeline.httpd import server
 from pipeline.httpd.auth import Credentials, FailedLogins, cookie_secret
 from pipeline.httpd.base import Guard, Guarded
 from pipeline.httpd.hosts import HostPolicy, is_loopback
-from pipeline.httpd.live import LiveSocket, MjpegStream, Snapshot, StreamQuota
+from pipeline.httpd.live import LiveSocket, MjpegStream, Snapshot, StreamQuota, Wire
 from pipeline.httpd.login import Login, Logout, Session
 from pipeline.httpd.page import Page
 from pipeline.httpd.recordings import Recording, RecordingFile, RecordingList
@@ -112,7 +112,7 @@ def announce(cfg: config.Config, guard: Guard) -> None:
 
 def make_app(hub: Hub, library: Library, guard: Guard, viewers_per_client: int,
              decoder: bus.Decoder) -> tornado.web.Application:
-    live = {"hub": hub, "quota": StreamQuota(viewers_per_client)}
+    live = {"hub": hub, "quota": StreamQuota(viewers_per_client), "wire": Wire()}
     return tornado.web.Application(
         [
             (r"/()", Page, {"path": WEB_DIR, "default_filename": "index.html"}),

@@ -3,7 +3,10 @@
 Each viewer (a WebSocket or an MJPEG client) owns one slot for the newest frame and a short queue
 of events. A new frame overwrites the slot instead of queueing behind the last one, so a slow
 client gets the newest frame whenever it is ready for one and never delays anybody else.
-Nothing here touches sockets or clocks of its own, so it is tested frame by frame.
+The hub hands each frame to every viewer of its camera by a plain call (``offer_frame``): the
+live routes' viewers write it to their socket there and then when the socket is free, so a frame
+costs no task switch per viewer (pipeline/httpd/live.py); ``Viewer`` here is the mailbox kind, which
+a task awaits. Nothing here touches sockets or clocks of its own, so it is tested frame by frame.
 
 State is per camera and freed: a camera that sent a frame or two and fell silent (a stray or
 made-up id on the bus) is forgotten after OFFLINE_AFTER_S and never counts for health; one that
@@ -17,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from pipeline.protocol import HEARTBEAT_EVERY_S, Event, Frame, Heartbeat
 
@@ -80,6 +84,26 @@ class CameraState:
         return self.online(now) or self.established()
 
 
+class Watcher(Protocol):
+    """What the hub needs of a viewer: which camera it watches, and where to put what happens."""
+
+    camera: str | None
+    wants_events: bool
+    closed: bool
+
+    def offer_frame(self, frame: Frame) -> None:
+        """Take the camera's newest frame; called for every frame, so it must be quick and must not raise."""
+
+    def offer_event(self, event: Event) -> None:
+        """Take an event of the camera, when the viewer wants events; must not raise."""
+
+    def close(self) -> None:
+        """The hub lets go of the viewer (it left, or the gateway stops)."""
+
+
+W = TypeVar("W", bound=Watcher)
+
+
 class Viewer:
     """One client's mailbox: the newest frame and recent events of the camera it watches."""
 
@@ -121,7 +145,8 @@ class Hub:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.cameras: dict[str, CameraState] = {}
-        self.viewers: set[Viewer] = set()
+        self.viewers: set[Watcher] = set()
+        self._watching: Counter[str | None] = Counter()  # viewers per camera they asked for (None: the default)
         self.stage_at: dict[str, float] = {}
         self._pruned_at = float("-inf")
 
@@ -131,19 +156,25 @@ class Hub:
         online = (name for name, state in self.cameras.items() if state.online(now))
         return next(online, next(iter(self.cameras), None))
 
-    def watched(self, viewer: Viewer) -> str | None:
-        return viewer.camera or self.default_camera()
-
     def attach(self, camera: str | None, wants_events: bool) -> Viewer:
-        viewer = Viewer(camera, wants_events)
+        """A new mailbox viewer of ``camera`` (None: the default camera), handed the newest frame if live."""
+        return self.add(Viewer(camera, wants_events))
+
+    def add(self, viewer: W) -> W:
+        """Route frames (and events) to ``viewer`` from now on, starting with the newest frame if live."""
         self.viewers.add(viewer)
-        state = self.cameras.get(self.watched(viewer) or "")
+        self._watching[viewer.camera] += 1
+        state = self.cameras.get(viewer.camera or self.default_camera() or "")
         if state is not None and state.online(self._clock()):
             viewer.offer_frame(state.frame)
         return viewer
 
-    def detach(self, viewer: Viewer) -> None:
-        self.viewers.discard(viewer)
+    def detach(self, viewer: Watcher) -> None:
+        if viewer in self.viewers:
+            self.viewers.discard(viewer)
+            self._watching[viewer.camera] -= 1
+            if not self._watching[viewer.camera]:
+                del self._watching[viewer.camera]
         viewer.close()
 
     def close(self) -> None:
@@ -162,7 +193,7 @@ class Hub:
         state.frame, state.frame_at = frame, now
         state.meter.tick(now)
         default = self.default_camera()  # once per frame, not once per viewer
-        for viewer in self.viewers:
+        for viewer in tuple(self.viewers):  # a viewer may leave while it is handed the frame
             if (viewer.camera or default) == frame.camera:
                 viewer.offer_frame(frame)
         return True
@@ -183,7 +214,7 @@ class Hub:
             elif event.type in ("recording_saved", "recording_discarded"):
                 state.recording = False
         default = self.default_camera()
-        for viewer in self.viewers:
+        for viewer in tuple(self.viewers):
             if (viewer.camera or default) == event.camera:
                 viewer.offer_event(event)
 
@@ -194,10 +225,12 @@ class Hub:
 
     def status(self, camera: str | None) -> dict[str, object]:
         """The live page's status line for one camera (the default one when None)."""
-        name = camera or self.default_camera()
+        default = self.default_camera()
+        name = camera or default
         state = self.cameras.get(name or "")
         now = self._clock()
-        viewers = sum(1 for v in self.viewers if self.watched(v) == name)
+        # Counted per camera asked for, not viewer by viewer: every viewer asks for this every second.
+        viewers = self._watching[name] + (self._watching[None] if name == default and name is not None else 0)
         if state is None:
             return {"type": "status", "camera": name, "w": None, "h": None, "fps": 0.0, "demo": False,
                     "viewers": viewers, "online": False}

@@ -1,23 +1,43 @@
-"""The live view: the page's WebSocket, the snapshot and the MJPEG stream for tools."""
+"""The live view: the page's WebSocket, the snapshot and the MJPEG stream for tools.
+
+A camera may have a hundred viewers, so a frame costs each of them as little as can be:
+
+- Each frame's message is made once, bytes on the wire included, and the same bytes object goes to
+  every viewer (``Wire``): on the WebSocket the JSON description as a text frame, then the JPEG
+  as a binary frame; on MJPEG one multipart part, already in HTTP/1.1 chunked framing. A viewer
+  adds no JSON encoding, concatenation or copy of the JPEG of its own; its socket's buffer keeps a
+  view of the shared bytes until the kernel has taken them.
+- The hub's loop over the viewers writes to each socket there and then (``StreamViewer``): no
+  task wakes up per viewer and frame.
+- A viewer whose socket still holds its last message is skipped and keeps only the newest frame
+  for when the socket drains, so a slow client neither holds up the others nor piles up stale
+  frames in the gateway.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections import Counter
-from typing import Any
+import struct
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any, Generic, Literal, TypeVar
 
 import tornado.iostream
 import tornado.web
 import tornado.websocket
 
 from pipeline.httpd.base import Guarded, GuardedSocket
-from pipeline.hub import Hub, Viewer
-from pipeline.protocol import Frame, ProtocolError, check_camera_id
+from pipeline.hub import EVENT_BACKLOG, MAX_CAMERAS, Hub
+from pipeline.protocol import Event, Frame, ProtocolError, check_camera_id
 
 STATUS_EVERY_S = 1.0
 MJPEG_BOUNDARY = "camserverframe"
+WS_TEXT, WS_BINARY = 0x1, 0x2
+# Why a viewer ended: the hub let go of it, its client's socket is gone, or sending to it failed (a bug).
+Ending = Literal["closed", "lost", "failed"]
+Message = TypeVar("Message", Frame, Event)
 
 
 def camera_argument(handler: tornado.web.RequestHandler) -> str | None:
@@ -54,6 +74,161 @@ class StreamQuota:
             raise tornado.web.HTTPError(429, "too many live streams from your address (at most %d)", self.per_client)
 
 
+def websocket_header(opcode: int, length: int) -> bytes:
+    """The header of a whole (FIN), unmasked, uncompressed WebSocket frame, as a server sends it (RFC 6455 5.2)."""
+    if length < 126:
+        return struct.pack("!BB", 0x80 | opcode, length)
+    if length <= 0xFFFF:
+        return struct.pack("!BBH", 0x80 | opcode, 126, length)
+    return struct.pack("!BBQ", 0x80 | opcode, 127, length)
+
+
+def websocket_text(message: dict[str, Any]) -> bytes:
+    """A JSON message as a WebSocket text frame on the wire."""
+    data = json.dumps(message, allow_nan=False, separators=(",", ":")).encode()
+    return websocket_header(WS_TEXT, len(data)) + data
+
+
+def websocket_frame(frame: Frame) -> bytes:
+    """A frame's two WebSocket messages as one buffer: its JSON description, then its JPEG."""
+    description = websocket_text({"type": "frame", "camera": frame.camera, "seq": frame.seq, "ts": frame.ts,
+                                  "w": frame.width, "h": frame.height, "demo": frame.demo})
+    return description + websocket_header(WS_BINARY, len(frame.jpeg)) + frame.jpeg
+
+
+def websocket_event(event: Event) -> bytes:
+    return websocket_text({"type": "event", "event": event.body()})
+
+
+def mjpeg_part(frame: Frame) -> bytes:
+    """A frame as one part of the multipart MJPEG stream; Seq and Ts headers as on /snapshot.jpg."""
+    return (f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
+            f"X-Camserver-Seq: {frame.seq}\r\nX-Camserver-Ts: {frame.ts:.6f}\r\n\r\n").encode() + frame.jpeg + b"\r\n"
+
+
+def mjpeg_chunk(frame: Frame) -> bytes:
+    """The part as one HTTP/1.1 chunk, which is how an HTTP/1.1 response of unknown length is sent."""
+    part = mjpeg_part(frame)
+    return b"%x\r\n%b\r\n" % (len(part), part)
+
+
+class Shared(Generic[Message]):
+    """The wire bytes of the newest message of each camera, made on first use and then handed out.
+
+    Keyed by the message object itself (``is``), not by its value: the hub gives every viewer the
+    same object, and hashing or comparing a JPEG would cost what sharing saves.
+    """
+
+    def __init__(self, encode: Callable[[Message], bytes]) -> None:
+        self._encode = encode
+        self._made: dict[str, tuple[Message, bytes]] = {}
+
+    def __call__(self, message: Message) -> bytes:
+        made = self._made.get(message.camera)
+        if made is not None and made[0] is message:
+            return made[1]
+        data = self._encode(message)
+        if len(self._made) >= MAX_CAMERAS and message.camera not in self._made:
+            self._made.clear()  # made-up cameras come and go; the real ones fill it again at their next frame
+        self._made[message.camera] = (message, data)
+        return data
+
+
+class Wire:
+    """Every live route's shared encodings; one per application."""
+
+    def __init__(self) -> None:
+        self.websocket_frame = Shared(websocket_frame)
+        self.websocket_event = Shared(websocket_event)
+        self.mjpeg_chunk = Shared(mjpeg_chunk)
+        self.mjpeg_part = Shared(mjpeg_part)
+
+
+class StreamViewer:
+    """A viewer that writes to its client's socket itself, from within the hub's call.
+
+    At most one write is outstanding: while the socket still holds the last one, a newer frame
+    replaces the one waiting (newest wins), events queue (at most EVENT_BACKLOG, oldest dropped)
+    and so does the status (newest wins); once the socket has taken it all, what waits goes out.
+    ``write`` hands bytes to the client's IOStream (raising when the socket is gone) and returns
+    the future of that write; ``end`` is told once why the viewer ended.
+    """
+
+    def __init__(self, camera: str | None, write: Callable[[bytes], asyncio.Future[None]],
+                 frame_bytes: Callable[[Frame], bytes], event_bytes: Callable[[Event], bytes] | None,
+                 end: Callable[[Ending], None]) -> None:
+        self.camera = camera
+        self.wants_events = event_bytes is not None
+        self.closed = False
+        self._write, self._frame_bytes, self._event_bytes, self._end = write, frame_bytes, event_bytes, end
+        self._frame: Frame | None = None
+        self._status: bytes | None = None
+        self._events: deque[bytes] = deque(maxlen=EVENT_BACKLOG)
+        self._in_flight = False
+
+    def offer_frame(self, frame: Frame) -> None:
+        self._frame = frame
+        self._send()
+
+    def offer_event(self, event: Event) -> None:
+        if self._event_bytes is None or self.closed:
+            return
+        try:
+            self._events.append(self._event_bytes(event))
+        except Exception:
+            self._finish("failed")
+            return
+        self._send()
+
+    def offer_status(self, message: bytes) -> None:
+        self._status = message
+        self._send()
+
+    def close(self) -> None:
+        self._finish("closed")
+
+    def _send(self) -> None:
+        if self._in_flight or self.closed:
+            return
+        try:
+            written = None
+            for data in self._take():
+                written = self._write(data)
+        except (tornado.iostream.StreamClosedError, tornado.websocket.WebSocketClosedError):
+            self._finish("lost")
+            return
+        except Exception:
+            self._finish("failed")
+            return
+        if written is not None and not written.done():
+            self._in_flight = True
+            written.add_done_callback(self._drained)
+
+    def _take(self) -> list[bytes]:
+        """What waits, in the order it goes out: the status, the events, then the newest frame."""
+        waiting = [] if self._status is None else [self._status]
+        waiting.extend(self._events)
+        if self._frame is not None:
+            waiting.append(self._frame_bytes(self._frame))
+        self._status, self._frame = None, None
+        self._events.clear()
+        return waiting
+
+    def _drained(self, written: asyncio.Future[None]) -> None:
+        self._in_flight = False
+        if written.exception() is None:
+            self._send()
+        else:
+            self._finish("lost")
+
+    def _finish(self, why: Ending) -> None:
+        if not self.closed:
+            self.closed = True
+            self._frame, self._status = None, None
+            self._events.clear()
+            self._end(why)
+
+
 class Snapshot(Guarded):
     def initialize(self, hub: Hub) -> None:
         self.hub = hub
@@ -71,48 +246,57 @@ class Snapshot(Guarded):
 
 
 class MjpegStream(Guarded):
-    """One MJPEG part per frame; a client that reads slowly gets the newest frame when it is ready."""
+    """One MJPEG part per frame; a client that reads slowly gets the newest frame when it is ready.
 
-    def initialize(self, hub: Hub, quota: StreamQuota) -> None:
-        self.hub, self.quota = hub, quota
-        self.viewer: Viewer | None = None
+    The headers go out through Tornado; the parts go straight to the connection's stream, made
+    once per frame for every viewer (``Wire``), in the framing Tornado itself uses for a response
+    of unknown length: chunked for an HTTP/1.1 request, plain until the close for HTTP/1.0.
+    """
+
+    def initialize(self, hub: Hub, quota: StreamQuota, wire: Wire) -> None:
+        self.hub, self.quota, self.wire = hub, quota, wire
+        self.viewer: StreamViewer | None = None
+        self.ended = asyncio.Event()
 
     async def get(self) -> None:
         camera = camera_argument(self)
         address = self.request.remote_ip or "?"
         self.quota.refuse_if_full(address)
         self.quota.take(address)
-        self.viewer = self.hub.attach(camera, wants_events=False)
-        self.set_header("Content-Type", f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
-        self.set_header("Cache-Control", "no-store")
         try:
-            while not self.viewer.closed:
-                _, frame = await self.viewer.next()
-                if frame is None:
-                    continue
-                self.write(f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                           f"Content-Length: {len(frame.jpeg)}\r\n\r\n".encode())
-                self.write(frame.jpeg)
-                self.write(b"\r\n")
-                await self.flush()
+            self.set_header("Content-Type", f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
+            self.set_header("Cache-Control", "no-store")
+            await self.flush()
+            stream = self.request.connection.stream  # type: ignore[attr-defined]
+            stream.set_nodelay(True)  # a part's tail must not wait for the client's acknowledgement
+            parts = self.wire.mjpeg_chunk if self.request.version == "HTTP/1.1" else self.wire.mjpeg_part
+            self.viewer = self.hub.add(StreamViewer(camera, stream.write, parts, None, self._ended))
+            await self.ended.wait()
         except tornado.iostream.StreamClosedError:
             pass
         finally:
-            self.hub.detach(self.viewer)
+            if self.viewer is not None:
+                self.hub.detach(self.viewer)
             self.quota.give_back(address)
 
+    def _ended(self, why: Ending) -> None:
+        if why == "failed":
+            self.settings["guard"].notes.log(logging.ERROR, "live", "MJPEG stream of %s failed; closing it",
+                                             self.viewer.camera if self.viewer else "?", exc_info=True)
+            self.request.connection.stream.close()  # type: ignore[attr-defined]
+        self.ended.set()
+
     def on_connection_close(self) -> None:
-        if self.viewer is not None:
-            self.hub.detach(self.viewer)
+        self.ended.set()
 
 
 class LiveSocket(GuardedSocket):
     """The live view: a status message now and every second, then per frame its header and its JPEG."""
 
-    def initialize(self, hub: Hub, quota: StreamQuota) -> None:
-        self.hub, self.quota = hub, quota
-        self.viewer: Viewer | None = None
-        self.sender: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
+    def initialize(self, hub: Hub, quota: StreamQuota, wire: Wire) -> None:
+        self.hub, self.quota, self.wire = hub, quota, wire
+        self.viewer: StreamViewer | None = None
+        self.statuses: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         camera_argument(self)
@@ -121,8 +305,13 @@ class LiveSocket(GuardedSocket):
 
     def open(self) -> None:
         self.quota.take(self.request.remote_ip or "?")
-        self.viewer = self.hub.attach(self.get_argument("camera", None), wants_events=True)
-        self.sender = asyncio.create_task(self._send(self.viewer))
+        self.set_nodelay(True)  # a frame's tail must not wait for the client's acknowledgement
+        viewer = StreamViewer(self.get_argument("camera", None), self._write, self.wire.websocket_frame,
+                              self.wire.websocket_event, self._ended)
+        self.viewer = viewer
+        viewer.offer_status(self._status(viewer))  # the status first, as the page expects
+        self.hub.add(viewer)
+        self.statuses = asyncio.create_task(self._send_statuses(viewer))
 
     def on_message(self, message: str | bytes) -> None:
         """Clients have nothing to say yet; the socket is one-way."""
@@ -131,33 +320,32 @@ class LiveSocket(GuardedSocket):
         if self.viewer is not None:
             self.hub.detach(self.viewer)
             self.quota.give_back(self.request.remote_ip or "?")
+        if self.statuses is not None:
+            self.statuses.cancel()
 
-    async def _send(self, viewer: Viewer) -> None:
-        loop = asyncio.get_running_loop()
-        last_status = 0.0
-        try:
-            while not viewer.closed:
-                if loop.time() - last_status >= STATUS_EVERY_S:
-                    await self.write_message(self.hub.status(viewer.camera))
-                    last_status = loop.time()
-                events, frame = await viewer.next(timeout=STATUS_EVERY_S)
-                for event in events:
-                    await self.write_message({"type": "event", "event": event.body()})
-                if frame is not None:
-                    await self.write_message(_frame_message(frame))
-                    await self.write_message(frame.jpeg, binary=True)
-        except tornado.websocket.WebSocketClosedError:
-            pass
-        except Exception:
-            # A sender that dies leaves an open socket that shows nothing: close it, so the page reconnects.
+    def _write(self, data: bytes) -> asyncio.Future[None]:
+        """Whole WebSocket frames made by ``Wire``, written as Tornado's ``write_message`` would: this
+        socket neither compresses nor masks, so its frames are the same bytes for every viewer."""
+        connection = self.ws_connection
+        if connection is None or connection.is_closing():
+            raise tornado.websocket.WebSocketClosedError()
+        return connection.stream.write(data)  # type: ignore[attr-defined]
+
+    def _status(self, viewer: StreamViewer) -> bytes:
+        return websocket_text(self.hub.status(viewer.camera))
+
+    async def _send_statuses(self, viewer: StreamViewer) -> None:
+        while not viewer.closed:
+            await asyncio.sleep(STATUS_EVERY_S)
+            viewer.offer_status(self._status(viewer))
+
+    def _ended(self, why: Ending) -> None:
+        """Close the socket unless its client is gone: 1001 when the gateway stops, 1011 after a failure (a
+        socket that stays open but shows nothing would leave the page waiting; closed, the page reconnects)."""
+        if why == "failed":
+            camera = self.viewer.camera if self.viewer is not None else None
             self.settings["guard"].notes.log(logging.ERROR, "live", "live view of %s failed; closing it so the "
-                                             "page reconnects", viewer.camera or "the default camera", exc_info=True)
+                                             "page reconnects", camera or "the default camera", exc_info=True)
             self.close(1011, "internal error")
-        finally:
-            if viewer.closed and self.ws_connection is not None:
-                self.close(1001, "gateway stopping")
-
-
-def _frame_message(frame: Frame) -> str:
-    return json.dumps({"type": "frame", "camera": frame.camera, "seq": frame.seq, "ts": frame.ts,
-                       "w": frame.width, "h": frame.height, "demo": frame.demo})
+        elif why == "closed" and self.ws_connection is not None:
+            self.close(1001, "gateway stopping")
