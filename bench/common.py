@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +35,15 @@ CONNECT_TIMEOUT_S = 30.0
 # No message for this long means a stage has hung or died: every live view sends at least once a second.
 READ_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends this script through its ``finally`` blocks, as Ctrl-C does, so that no process outlives it."""
+
+    def handle(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handle)
 
 
 def free_port() -> int:
@@ -247,11 +257,11 @@ async def watch_live_view(conn: tornado.websocket.WebSocketClientConnection, win
     return tally
 
 
-async def measure(procs: Processes, conn: tornado.websocket.WebSocketClientConnection,
-                  watch: Any, warmup: float, seconds: float) -> Measurement:
-    """Run ``watch(conn, window)`` and meter every process over ``seconds`` after ``warmup`` from the first frame."""
+async def measure(procs: Processes, url: str, watch: Any, warmup: float, seconds: float) -> Measurement:
+    """Connect to ``url`` and run ``watch(conn, window)``; meter every process over ``seconds`` after ``warmup``
+    from the first frame."""
     meter, window = Meter(procs), Window()
-    viewer = asyncio.ensure_future(watch(conn, window))
+    viewer = asyncio.ensure_future(watch(await connect(url, procs), window))
     await sample_until(meter, viewer, window.first_frame.wait(), CONNECT_TIMEOUT_S, "no frame arrived")
     await sample_until(meter, viewer, asyncio.sleep(warmup), warmup + 1, "warm-up")
     before, started, wall_start, window.open = meter.cpu(), time.monotonic(), time.time(), True

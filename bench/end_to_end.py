@@ -12,8 +12,9 @@ Figures: frames delivered to the viewer per second; capture-to-viewer latency p5
 each frame's capture time (one host, one clock); CPU ms per delivered frame of each process
 (psutil user + system over the measured window); peak RSS of each process (sampled every 0.25 s);
 bytes on the wire per frame (WebSocket payloads and headers, both ways); the share of the measured
-window that was recorded (the span of the saved videos inside it, from their frames' timestamps). Then camserver/baseline ratios, with the
-targets of issue 10: live path <= 0.3x and full pipeline <= 0.4x the baseline's CPU per frame.
+window that was recorded (the span of the saved videos inside it, from their frames' timestamps).
+Then camserver/baseline ratios, with the targets of issue 10: live path <= 0.3x and full pipeline
+<= 0.4x the baseline's CPU per frame. CPU times tick in 10 ms: a short window at a low rate is coarse.
 
 Sources (KIND after the colon): ``demo``, the demo scene rendered live by capture and by the
 baseline alike (decoded pixels: capture encodes each frame, as for a YUYV webcam or an RTSP
@@ -43,7 +44,7 @@ from common import (
     Tally,
     Window,
     clean_env,
-    connect,
+    exit_on_sigterm,
     free_port,
     kb,
     make_clip,
@@ -130,7 +131,7 @@ def run_camserver(case: Case, clip: Path | None, recording: bool, folder: Path, 
         if recording:
             procs.stage("recorder", env)
         procs.stage("capture", env, *capture_flags)
-        measurement = asyncio.run(view(procs, f"ws://127.0.0.1:{port}/webcam", watch_live_view, warmup, seconds))
+        measurement = asyncio.run(measure(procs, f"ws://127.0.0.1:{port}/webcam", watch_live_view, warmup, seconds))
     if not recording:
         return Outcome(measurement, None)
     sidecars = [json.loads(path.read_text()) for path in (folder / "recordings").glob("*.json")]
@@ -145,7 +146,7 @@ def run_baseline(case: Case, clip: Path | None, recording: bool, folder: Path, w
     record = ["--record", str(folder / "recordings")] if recording else []
     with Processes(folder / "logs") as procs:
         procs.start("baseline", ["bench/baseline.py", *flags, "--port", str(port), *record], clean_env())
-        measurement = asyncio.run(view(procs, f"ws://127.0.0.1:{port}/webcam", watch_baseline, warmup, seconds))
+        measurement = asyncio.run(measure(procs, f"ws://127.0.0.1:{port}/webcam", watch_baseline, warmup, seconds))
     if not recording:
         return Outcome(measurement, None)
     # the baseline names each file by the capture time of its first frame
@@ -153,10 +154,6 @@ def run_baseline(case: Case, clip: Path | None, recording: bool, folder: Path, w
                    for path in (folder / "recordings").glob("*.mp4"))
     return Outcome(measurement, recorded / measurement.seconds)
 
-
-async def view(procs: Processes, url: str, watch: Callable[..., object], warmup: float,
-               seconds: float) -> Measurement:
-    return await measure(procs, await connect(url, procs), watch, warmup, seconds)
 
 
 def video_seconds(path: Path) -> float:
@@ -256,6 +253,7 @@ def main() -> None:
                         "visit of the demo's walker, so the recorded share is the clip's)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds after the first frame before measuring")
     args = parser.parse_args()
+    exit_on_sigterm()
     cases = [Case.parse(text) for text in args.cases.split(",") if text.strip()]
     runs = [name for name in RUNS if name in args.runs.split(",")]
     if not runs or set(args.runs.split(",")) - set(RUNS):
