@@ -2,8 +2,9 @@
 
 Every source answers ``read()`` with the newest picture it has and when it was taken, or None when
 it has nothing new yet. A picture that comes as a JPEG (an MJPEG file, an HTTP MJPEG stream such as
-another camserver's, mjpg-streamer's or an IP camera's) is handed out as those very bytes, demuxed
-by PyAV and never decoded: capture publishes it as it is unless a resize is asked for.
+another camserver's, mjpg-streamer's or an IP camera's, a webcam in its MJPG mode) is handed out as
+those very bytes, demuxed by PyAV and never decoded (pipeline.mjpeg adds Huffman tables where the
+camera left them out): capture publishes it as it is unless a resize is asked for.
 
 Live sources (webcams and URLs) are read by a thread of their own that never stops grabbing,
 because OpenCV, FFmpeg and the camera driver queue frames: a loop that read only at our pace
@@ -24,8 +25,9 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.config import DEFAULT_HEIGHT, DEFAULT_WIDTH, Config, Source
+from pipeline.config import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, Config, Source
 from pipeline.demo import DemoScene
+from pipeline.mjpeg import with_huffman_tables
 from pipeline.redact import mask_url
 
 log = logging.getLogger("camserver.capture")
@@ -207,11 +209,11 @@ def _same(one: Picture, other: Picture) -> bool:
 
 
 def jpeg_packets(container: av.container.InputContainer) -> Iterator[bytes]:
-    """The JPEG of every packet of an MJPEG container's video, as the bytes it holds: nothing is decoded."""
+    """The JPEG of every packet of an MJPEG container's video, nothing decoded (tables added if missing)."""
     video = container.streams.video[0]
     for packet in container.demux(video):
         if packet.size:
-            yield bytes(packet)
+            yield with_huffman_tables(bytes(packet))
 
 
 def stream_jpegs(url: str) -> Iterator[bytes]:
@@ -220,6 +222,31 @@ def stream_jpegs(url: str) -> Iterator[bytes]:
         if container.streams.video[0].codec_context.name != "mjpeg":
             raise OSError(f"{mask_url(url)} is not an MJPEG stream")
         yield from jpeg_packets(container)
+
+
+def webcam_jpegs(device: str, width: int, height: int, fps: float) -> Iterator[bytes]:
+    """One opening of a V4L2 webcam in its MJPG mode, its JPEGs as the camera made them; OSError without one.
+
+    Most UVC webcams compress on the camera; taking those JPEGs as they are, as mjpg-streamer and
+    µStreamer do, spares capture a decode and an encode per frame. The size and rate are asked
+    for; a camera that cannot give them picks the nearest it has.
+    """
+    options = {"input_format": "mjpeg", "video_size": f"{width}x{height}", "framerate": f"{fps:g}"}
+    with av.open(device, format="v4l2", options=options, timeout=STREAM_TIMEOUT_S) as container:
+        if container.streams.video[0].codec_context.name != "mjpeg":
+            raise OSError(f"{device} has no MJPG mode")
+        yield from jpeg_packets(container)
+
+
+def has_mjpeg_mode(device: str, width: int, height: int, fps: float) -> bool:
+    """Whether a webcam opens in its MJPG mode and gives a picture; False for no camera or no such mode."""
+    pictures = webcam_jpegs(device, width, height, fps)
+    try:
+        return next(pictures, None) is not None
+    except (av.FFmpegError, OSError):
+        return False
+    finally:
+        pictures.close()  # the device is free again for the source that opens it for good
 
 
 def camera_pictures(target: int | str, width: int, height: int,
@@ -263,16 +290,19 @@ def open_source(cfg: Config) -> FrameSource:
     if source.kind == "url" and str(source.target).startswith(("http://", "https://")):
         url = str(source.target)
         return LiveSource(f"MJPEG stream {mask_url(url)} (passed through)", lambda: stream_jpegs(url))
-    if source.kind in ("webcam", "url"):
-        target = source.target
-        description = f"webcam {target}" if isinstance(target, int) else f"stream {mask_url(target)}"
-        return LiveSource(description, camera_pictures(target, width, height))
-    first = open_live(0, width, height)
-    if first.isOpened() and first.read()[0]:
-        return LiveSource("webcam 0", camera_pictures(0, width, height, first))
-    first.release()
-    log.warning("no webcam found (source auto): streaming the built-in DEMO SCENE instead, not a real camera")
-    return DemoSource(width, height, cfg.seed)
+    if source.kind in ("webcam", "auto"):
+        index = source.target if isinstance(source.target, int) else 0
+        device, fps = f"/dev/video{index}", cfg.fps or DEFAULT_FPS
+        if has_mjpeg_mode(device, width, height, fps):
+            return LiveSource(f"webcam {index} ({device}, MJPG passed through)",
+                              lambda: webcam_jpegs(device, width, height, fps))
+        first = open_live(index, width, height)
+        if source.kind == "webcam" or (first.isOpened() and first.read()[0]):
+            return LiveSource(f"webcam {index}", camera_pictures(index, width, height, first))
+        first.release()
+        log.warning("no webcam found (source auto): streaming the built-in DEMO SCENE instead, not a real camera")
+        return DemoSource(width, height, cfg.seed)
+    return LiveSource(f"stream {mask_url(str(source.target))}", camera_pictures(str(source.target), width, height))
 
 
 def is_mjpeg_file(path: str) -> bool:
