@@ -5,9 +5,9 @@ same EpisodeTracker, so the episodes they find can be compared as well as their 
   - baseline (the seed's approach): full JPEG decode, grayscale, 21x21 Gaussian blur, absdiff,
     threshold, dilate, contours;
   - camserver: pipeline.motion.FrameDiffer (JPEG decoded straight to a reduced grayscale image,
-    5x5 blur, brightness-compensated absdiff, threshold, connected components when significant).
+    5x5 blur, brightness-compensated absdiff, threshold, outer contours when significant).
 
-    python bench/detector.py                 # 640x480, 1280x720 and 1920x1080, 20 s of scene each
+    python bench/detector.py                 # 640x480, 768x576, 1280x720 and 1920x1080, 20 s of scene each
     python bench/detector.py --seconds 40 --sizes 1920x1080
 """
 
@@ -88,7 +88,7 @@ def run(make: Callable[[], SeedDetector | OurDetector], jpegs: list[bytes], widt
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the demo sequence")
-    parser.add_argument("--sizes", default="640x480,1280x720,1920x1080")
+    parser.add_argument("--sizes", default="640x480,768x576,1280x720,1920x1080")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     cv2.setNumThreads(1)  # one core per stage, as in the pipeline; and steadier figures
