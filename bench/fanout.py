@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
+from common import clean_env, exit_on_sigterm, free_port
 
 from pipeline import bus
 from pipeline.protocol import Frame, frame_topic
@@ -49,12 +50,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 WARMUP_S = 2.0  # connections open and settle before the window opens
 SLOW_RCVBUF = 16 * 1024
 WS_TEXT, WS_BINARY, WS_CLOSE, WS_PING, WS_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -325,6 +320,10 @@ def zmq_baseline(endpoint: str, window: tuple[float, float]) -> Sub:
     return result
 
 
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
 @dataclass
 class Step:
     """The figures of one viewer count with one gateway."""
@@ -333,6 +332,7 @@ class Step:
     fast: list[float]
     slow: list[float]
     latencies: list[float]
+    slow_latencies: list[float]
     gateway_cpu: float
     client_cpu: float
     sub: Sub
@@ -343,49 +343,81 @@ class Step:
         return self.sub.frames / self.seconds
 
     def row(self, label: str) -> str:
-        med = lambda v: statistics.median(v) if v else float("nan")  # noqa: E731
-        low = lambda v: min(v) if v else float("nan")  # noqa: E731
         p50, p99 = percentile(self.latencies, 0.5), percentile(self.latencies, 0.99)
-        return (f"  {label:<9} {self.viewers:4d}  {self.capture_fps:6.2f}  {med(self.fast):6.2f} {low(self.fast):6.2f}"
-                f"  {med(self.slow):6.2f} {low(self.slow):6.2f}  {p50:7.2f} {p99:7.2f}  {self.gateway_cpu:6.1f}"
-                f"  {self.client_cpu:6.1f}  x{med(self.fast) / self.capture_fps:.3f}")
+        low = lambda v: min(v) if v else float("nan")  # noqa: E731
+        fast, slow = self.fast, self.slow
+        return (f"  {label:<9} {self.viewers:4d}  {self.capture_fps:6.2f}  {median(fast):6.2f} {low(fast):6.2f}"
+                f"  {median(slow):6.2f} {low(slow):6.2f}  {p50:7.2f} {p99:7.2f}"
+                f"  {percentile(self.slow_latencies, 0.5):7.1f}  {self.gateway_cpu:6.1f}  {self.client_cpu:6.1f}"
+                f"  x{median(self.fast) / self.capture_fps:.3f}")
 
 
-HEADER = ("  gateway   view  captur  fast fps med/min  slow fps med/min  lat p50/p99 ms  gw CPU  client  fast/\n"
-          "            ers     fps                                      (fast viewers)   %core   %core  capture")
+HEADER = ("  gateway   view  captur  fast fps med/min  slow fps med/min  fast lat p50/p99  slow lat  gw CPU  client"
+          "  fast/\n"
+          "            ers     fps                                                   ms    p50 ms   %core   %core"
+          "  capture")
 
 
-def measure(kind: str, port: int, gateway_pid: int, frames: str, viewers: int, seconds: float, pause: float,
-            slow_fraction: float, client_procs: int) -> Step:
+class Children:
+    """Child processes, always stopped together (``with``), so that Ctrl-C or SIGTERM leaves none behind."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None,
+              stdout: int | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=stdout)
+        self.procs.append(proc)
+        return proc
+
+    def __enter__(self) -> Children:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def measure(kind: str, port: int, gateway_pid: int, frames: str, viewers: int, args: argparse.Namespace,
+            slow_fraction: float) -> Step:
+    """Run ``viewers`` viewers of one kind for one window and gather the figures."""
+    seconds = args.seconds
     slow = int(viewers * slow_fraction)
     fast = viewers - slow
     start = time.time() + WARMUP_S
     window = (start, start + seconds)
-    procs = []
-    shares = min(client_procs, viewers)
-    for index in range(shares):
-        mine_fast = fast // shares + (index < fast % shares)
-        mine_slow = slow // shares + (index < slow % shares)
-        procs.append(subprocess.Popen([sys.executable, __file__, "client", kind, str(port), str(mine_fast),
-                                       str(mine_slow), str(window[0]), str(window[1]), str(pause)],
-                                      stdout=subprocess.PIPE, cwd=REPO))
+    shares = min(args.client_procs, viewers)
     sub: list[Sub] = []
-    thread = threading.Thread(target=lambda: sub.append(zmq_baseline(frames, window)))
-    thread.start()
-    time.sleep(max(0.0, window[0] - time.time()))
-    gw0, cl0 = cpu_seconds(gateway_pid), [cpu_seconds(p.pid) for p in procs]
-    time.sleep(max(0.0, window[1] - time.time()))
-    gw1, cl1 = cpu_seconds(gateway_pid), [cpu_seconds(p.pid) for p in procs]
-    results: list[dict] = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=30)
-        results.extend(json.loads(out))
-    thread.join()
-    fast_fps = [r["frames"] / seconds for r in results if not r["slow"]]
-    slow_fps = [r["frames"] / seconds for r in results if r["slow"]]
-    latencies = [ms for r in results if not r["slow"] for ms in r["lat"]]
-    return Step(viewers, fast_fps, slow_fps, latencies, 100 * (gw1 - gw0) / seconds,
-                100 * (sum(cl1) - sum(cl0)) / seconds, sub[0], seconds)
+    with Children() as clients:
+        for index in range(shares):
+            mine = (fast // shares + (index < fast % shares), slow // shares + (index < slow % shares))
+            clients.start([__file__, "client", kind, str(port), str(mine[0]), str(mine[1]), str(window[0]),
+                           str(window[1]), str(args.slow_pause)], REPO, stdout=subprocess.PIPE)
+        thread = threading.Thread(target=lambda: sub.append(zmq_baseline(frames, window)), daemon=True)
+        thread.start()
+        time.sleep(max(0.0, window[0] - time.time()))
+        gw0, cl0 = cpu_seconds(gateway_pid), [cpu_seconds(p.pid) for p in clients.procs]
+        time.sleep(max(0.0, window[1] - time.time()))
+        gw1, cl1 = cpu_seconds(gateway_pid), [cpu_seconds(p.pid) for p in clients.procs]
+        results: list[dict] = []
+        for proc in clients.procs:
+            out, _ = proc.communicate(timeout=30)
+            if proc.returncode:
+                raise SystemExit(f"a client process failed (exit status {proc.returncode})")
+            results.extend(json.loads(out))
+        thread.join()
+    return Step(viewers, [r["frames"] / seconds for r in results if not r["slow"]],
+                [r["frames"] / seconds for r in results if r["slow"]],
+                [ms for r in results if not r["slow"] for ms in r["lat"]],
+                [ms for r in results if r["slow"] for ms in r["lat"]],
+                100 * (gw1 - gw0) / seconds, 100 * (sum(cl1) - sum(cl0)) / seconds, sub[0], seconds)
 
 
 @dataclass
@@ -395,65 +427,66 @@ class Gateway:
     port: int
 
 
-def start_processes(size: str, roots: list[tuple[str, Path]], frames: str) -> tuple[subprocess.Popen, list[Gateway]]:
+def start_pipeline(children: Children, size: str, roots: list[tuple[str, Path]], frames: str,
+                   detector: bool) -> list[Gateway]:
+    """Capture (and the detector, whose events every WebSocket viewer gets too) and one gateway per root."""
     dims, fps = size.split("@")
     width, height = dims.split("x")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CAMSERVER_")}
-    env.update({"CAMSERVER_FRAMES": frames, "CAMSERVER_EVENTS": f"tcp://127.0.0.1:{free_port()}",
-                "CAMSERVER_RECORDER_EVENTS": f"tcp://127.0.0.1:{free_port()}", "CAMSERVER_LOG_LEVEL": "WARNING",
-                "CAMSERVER_MAX_CONNECTIONS": "2000", "CAMSERVER_MAX_CONNECTIONS_PER_CLIENT": "2000",
-                "CAMSERVER_MAX_VIEWERS_PER_CLIENT": "2000"})
-    capture = subprocess.Popen([sys.executable, "-m", "pipeline.capture", "--source", "demo", "--width", width,
-                                "--height", height, "--fps", fps], cwd=REPO, env=env)
+    env = clean_env(CAMSERVER_FRAMES=frames, CAMSERVER_EVENTS=f"tcp://127.0.0.1:{free_port()}",
+                    CAMSERVER_RECORDER_EVENTS=f"tcp://127.0.0.1:{free_port()}", CAMSERVER_LOG_LEVEL="WARNING",
+                    CAMSERVER_MAX_CONNECTIONS="2000", CAMSERVER_MAX_CONNECTIONS_PER_CLIENT="2000",
+                    CAMSERVER_MAX_VIEWERS_PER_CLIENT="2000")
+    children.start(["-m", "pipeline.capture", "--source", "demo", "--width", width, "--height", height, "--fps", fps],
+                   REPO, env)
+    if detector:
+        children.start(["-m", "pipeline.detector"], REPO, env)
     gateways = []
     for label, root in roots:
         port = free_port()
-        gateways.append(Gateway(label, subprocess.Popen([sys.executable, "-m", "pipeline.gateway"], cwd=root,
-                                                        env={**env, "CAMSERVER_PORT": str(port),
-                                                             "PYTHONPATH": str(root)}), port))
+        gateways.append(Gateway(label, children.start(["-m", "pipeline.gateway"], root,
+                                                      {**env, "CAMSERVER_PORT": str(port)}), port))
     time.sleep(3.0)  # start-up and ZeroMQ's slow joiner
-    return capture, gateways
+    for proc in children.procs:
+        if proc.poll() is not None:
+            raise SystemExit(f"{' '.join(map(str, proc.args))} exited with status {proc.returncode}")
+    return gateways
 
 
 def run_size(size: str, kinds: list[str], counts: list[int], args: argparse.Namespace,
              roots: list[tuple[str, Path]], slow_fraction: float) -> None:
     frames = f"tcp://127.0.0.1:{free_port()}"
-    capture, gateways = start_processes(size, roots, frames)
-    try:
+    with Children() as children:
+        gateways = start_pipeline(children, size, roots, frames, args.detector)
         for kind in kinds:
-            print(f"\n{kind.upper()} viewers of {size}, {args.seconds:g} s each, {int(100 * slow_fraction)}% slow "
+            print(f"\n{kind.upper()} viewers of {size}, {args.seconds:g} s each, {round(100 * slow_fraction)}% slow "
                   f"(receive buffer {SLOW_RCVBUF // 1024} KB, {args.slow_pause:g} s pause after each frame)")
             print(HEADER)
             for count in counts:
-                steps = {gw.label: measure(kind, gw.port, gw.proc.pid, frames, count, args.seconds, args.slow_pause,
-                                           slow_fraction, args.client_procs) for gw in gateways}
-                for label, step in steps.items():
-                    print(step.row(label))
+                steps = [measure(kind, gw.port, gw.proc.pid, frames, count, args, slow_fraction) for gw in gateways]
+                for gateway, step in zip(gateways, steps, strict=True):
+                    print(step.row(gateway.label))
                 if len(steps) == 2:
-                    print(ratio_row(*steps.values()))
-                sub = next(iter(steps.values())).sub
-                print(f"  {'ZeroMQ SUB':<9}       {len(sub.latencies) / args.seconds:6.2f}  latency p50 "
+                    print(ratio_row(*steps))
+                sub = steps[-1].sub
+                print(f"  {'ZeroMQ SUB':<9}       {sub.frames / args.seconds:6.2f}  latency p50 "
                       f"{percentile(sub.latencies, 0.5):.2f} ms p99 {percentile(sub.latencies, 0.99):.2f} ms "
                       "(the capture's own, in-run baseline)", flush=True)
-    finally:
-        for proc in (capture, *(gw.proc for gw in gateways)):
-            proc.terminate()
-            proc.wait(5)
 
 
 def ratio_row(before: Step, after: Step) -> str:
-    med = lambda v: statistics.median(v) if v else float("nan")  # noqa: E731
-    p99 = percentile(after.latencies, 0.99) / percentile(before.latencies, 0.99)
-    cpu = after.gateway_cpu / before.gateway_cpu if before.gateway_cpu else float("nan")
-    return (f"  this/base      fast fps x{med(after.fast) / med(before.fast):.3f}  slow fps "
-            f"x{med(after.slow) / med(before.slow) if before.slow else float('nan'):.3f}  lat p99 x{p99:.2f}  "
-            f"gateway CPU x{cpu:.2f}")
+    ratio = lambda a, b: a / b if b else float("nan")  # noqa: E731
+    return (f"  this/base      fast fps x{ratio(median(after.fast), median(before.fast)):.3f}  slow fps "
+            f"x{ratio(median(after.slow), median(before.slow)):.3f}  fast lat p99 "
+            f"x{ratio(percentile(after.latencies, 0.99), percentile(before.latencies, 0.99)):.2f}  slow lat p50 "
+            f"x{ratio(percentile(after.slow_latencies, 0.5), percentile(before.slow_latencies, 0.5)):.2f}  "
+            f"gateway CPU x{ratio(after.gateway_cpu, before.gateway_cpu):.2f}")
 
 
 def main() -> None:
     if sys.argv[1:2] == ["client"]:
         client_main(sys.argv[2:])
         return
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1280x720@15", help="WIDTHxHEIGHT@FPS of the fan-out runs")
     parser.add_argument("--viewers", default="1,10,50,100", help="comma-separated viewer counts")
@@ -463,18 +496,22 @@ def main() -> None:
     parser.add_argument("--slow-pause", type=float, default=0.25, help="seconds a slow viewer stops reading after "
                         "each frame")
     parser.add_argument("--client-procs", type=int, default=2, help="client processes the viewers are spread over")
-    parser.add_argument("--latency-size", default="1280x720@30", help="WIDTHxHEIGHT@FPS of the one-viewer latency "
-                        "run ('none' to skip)")
+    parser.add_argument("--latency-size", default="1280x720@30", help="WIDTHxHEIGHT@FPS of the latency run ('none' "
+                        "to skip)")
+    parser.add_argument("--latency-viewers", default="1,100", help="viewer counts of the latency run (none slow)")
+    parser.add_argument("--no-detector", dest="detector", action="store_false", help="without the detector (whose "
+                        "events go to every WebSocket viewer)")
     parser.add_argument("--baseline-root", type=Path, help="also measure the gateway of this checkout, as baseline")
     args = parser.parse_args()
     roots = [("this", REPO)]
     if args.baseline_root is not None:
         roots.insert(0, ("baseline", args.baseline_root.resolve()))
-    kinds = args.kinds.split(",")
-    print(f"gateway fan-out; CPU in % of one core ({os.cpu_count()} cores); ratios against the same run")
-    run_size(args.size, kinds, [int(n) for n in args.viewers.split(",")], args, roots, args.slow_fraction)
+    print(f"gateway fan-out; CPU in % of one core ({os.cpu_count()} cores); latency from capture's ts to the client; "
+          f"detector {'on' if args.detector else 'off'}")
+    run_size(args.size, args.kinds.split(","), [int(n) for n in args.viewers.split(",")], args, roots,
+             args.slow_fraction)
     if args.latency_size != "none":
-        run_size(args.latency_size, ["ws"], [1], args, roots, 0.0)
+        run_size(args.latency_size, ["ws"], [int(n) for n in args.latency_viewers.split(",")], args, roots, 0.0)
 
 
 if __name__ == "__main__":

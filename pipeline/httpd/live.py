@@ -11,14 +11,18 @@ A camera may have a hundred viewers, so a frame costs each of them as little as 
   task wakes up per viewer and frame.
 - A viewer whose socket still holds its last message is skipped and keeps only the newest frame
   for when the socket drains, so a slow client neither holds up the others nor piles up stale
-  frames in the gateway.
+  frames in the gateway. Nor in the kernel: a live socket takes only UNSENT_BYTES more than it
+  has sent (TCP_NOTSENT_LOWAT), where Linux would otherwise let a slow client's socket buffer
+  grow to megabytes, seconds of old frames.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import socket
 import struct
 from collections import Counter, deque
 from collections.abc import Callable
@@ -35,6 +39,8 @@ from pipeline.protocol import Event, Frame, ProtocolError, check_camera_id
 STATUS_EVERY_S = 1.0
 MJPEG_BOUNDARY = "camserverframe"
 WS_TEXT, WS_BINARY = 0x1, 0x2
+# Bytes a live socket may hold not yet sent: what a slow client gets late is at most this and its own window.
+UNSENT_BYTES = 32 * 1024
 # Why a viewer ended: the hub let go of it, its client's socket is gone, or sending to it failed (a bug).
 Ending = Literal["closed", "lost", "failed"]
 Message = TypeVar("Message", Frame, Event)
@@ -110,6 +116,16 @@ def mjpeg_chunk(frame: Frame) -> bytes:
     """The part as one HTTP/1.1 chunk, which is how an HTTP/1.1 response of unknown length is sent."""
     part = mjpeg_part(frame)
     return b"%x\r\n%b\r\n" % (len(part), part)
+
+
+def make_live(stream: tornado.iostream.IOStream) -> None:
+    """Tune a live view's socket for fresh frames: a frame's tail goes out without waiting for the client's
+    acknowledgement (TCP_NODELAY), and no more than UNSENT_BYTES wait in the kernel (where the platform can)."""
+    stream.set_nodelay(True)
+    option = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+    if option is not None and stream.socket is not None:
+        with contextlib.suppress(OSError):
+            stream.socket.setsockopt(socket.IPPROTO_TCP, option, UNSENT_BYTES)
 
 
 class Shared(Generic[Message]):
@@ -268,7 +284,7 @@ class MjpegStream(Guarded):
             self.set_header("Cache-Control", "no-store")
             await self.flush()
             stream = self.request.connection.stream  # type: ignore[attr-defined]
-            stream.set_nodelay(True)  # a part's tail must not wait for the client's acknowledgement
+            make_live(stream)
             parts = self.wire.mjpeg_chunk if self.request.version == "HTTP/1.1" else self.wire.mjpeg_part
             self.viewer = self.hub.add(StreamViewer(camera, stream.write, parts, None, self._ended))
             await self.ended.wait()
@@ -305,7 +321,7 @@ class LiveSocket(GuardedSocket):
 
     def open(self) -> None:
         self.quota.take(self.request.remote_ip or "?")
-        self.set_nodelay(True)  # a frame's tail must not wait for the client's acknowledgement
+        make_live(self.ws_connection.stream)  # type: ignore[union-attr]
         viewer = StreamViewer(self.get_argument("camera", None), self._write, self.wire.websocket_frame,
                               self.wire.websocket_event, self._ended)
         self.viewer = viewer
