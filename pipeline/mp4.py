@@ -74,6 +74,8 @@ class Mp4Writer:
         self._stream.options = dict(encoder_options)
         self._decoder = av.CodecContext.create("mjpeg", "r")
         self._decoder.thread_count = 1
+        # A JPEG cut short (a dropped connection) is refused rather than recorded with a grey lower part.
+        self._decoder.options = {"err_detect": "explode"}
         self._reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
 
     def write(self, jpeg: bytes, ts: float) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pipeline.demo import DemoScene
-from pipeline.mp4 import KEYFRAME_EVERY_S, Mp4Writer, probe, salvage
+from pipeline.mp4 import BT601, KEYFRAME_EVERY_S, Mp4Writer, probe, salvage
 
 W, H = 320, 240
 T0 = 1_700_000_000.0
@@ -27,8 +27,15 @@ def picture(t: float, size: tuple[int, int] = (W, H)) -> np.ndarray:
     return image if size == (W, H) else cv2.resize(image, size)
 
 
-def jpeg(image: np.ndarray) -> bytes:
-    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+def jpeg(image: np.ndarray, sampling: int = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420) -> bytes:
+    """As capture encodes (quality 80); a grey image gives a greyscale JPEG."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, 80, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    return cv2.imencode(".jpg", image, params)[1].tobytes()
+
+
+def as_cv2_sees_it(data: bytes) -> np.ndarray:
+    """The JPEG as cv2 decodes it to BGR: the reference a recorded frame is compared with."""
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
 def write(path: Path, times: list[float], fps: float = 10.0) -> Mp4Writer:
@@ -56,6 +63,9 @@ def test_the_file_is_h264_yuv420p_at_the_writer_size_and_decodes_every_frame(tmp
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         assert stream.codec_context.pix_fmt == "yuv420p"
+        # Video range and JPEG's BT.601 matrix, said in the file so that no player guesses BT.709 for HD.
+        assert stream.codec_context.color_range == av.video.reformatter.ColorRange.MPEG
+        assert stream.codec_context.colorspace == BT601
         assert (stream.codec_context.width, stream.codec_context.height) == (W, H)
         decoded = [frame.to_ndarray(format="bgr24") for frame in container.decode(stream)]
     assert len(decoded) == 20
@@ -64,6 +74,110 @@ def test_the_file_is_h264_yuv420p_at_the_writer_size_and_decodes_every_frame(tmp
     for i in (0, 10, 19):
         error = np.abs(decoded[i].astype(int) - picture(i / 10).astype(int)).mean()
         assert error < 8, f"frame {i} differs by {error:.1f} on average"
+
+
+# Flat patches, each 32x32 so that no 8x8 block or chroma sample straddles two: saturated primaries and
+# secondaries, the ends of the range (where a range mix-up clips or lifts), greys, and skin tones.
+PATCH = 32
+PATCH_COLOURS = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255), (255, 0, 255), (255, 255, 0),
+                 (0, 0, 0), (255, 255, 255), (16, 16, 16), (235, 235, 235), (128, 128, 128), (64, 64, 64),
+                 (192, 192, 192), (90, 120, 200), (60, 90, 160), (30, 60, 120), (0, 0, 128), (0, 128, 0),
+                 (128, 0, 0), (40, 200, 120), (200, 60, 20), (20, 140, 230), (150, 40, 170), (100, 180, 90)]
+
+
+def colour_chart(columns: int = 6) -> np.ndarray:
+    rows = -(-len(PATCH_COLOURS) // columns)
+    chart = np.zeros((rows * PATCH, columns * PATCH, 3), np.uint8)
+    for i, colour in enumerate(PATCH_COLOURS):
+        y, x = divmod(i, columns)
+        chart[y * PATCH:(y + 1) * PATCH, x * PATCH:(x + 1) * PATCH] = colour
+    return chart
+
+
+def patch_means(image: np.ndarray) -> np.ndarray:
+    """Mean BGR of the middle of each patch, away from the edges that coding blurs."""
+    inner = slice(PATCH // 4, PATCH - PATCH // 4)
+    return np.array([image[y * PATCH:(y + 1) * PATCH, x * PATCH:(x + 1) * PATCH][inner, inner].reshape(-1, 3).mean(0)
+                     for y in range(image.shape[0] // PATCH) for x in range(image.shape[1] // PATCH)])
+
+
+def decoded_bgr(path: Path) -> list[np.ndarray]:
+    """Every frame as a player shows it: PyAV converts with the range and matrix the file states."""
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+
+
+SAMPLINGS = {"4:2:0": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "4:2:2": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+             "4:4:4": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_colours_come_out_as_the_jpeg_shows_them(tmp_path: Path, sampling: str) -> None:
+    """Every patch of a colour chart keeps its colour within a few levels, whatever the JPEG's chroma sampling.
+
+    A full-range picture stored as video range, or BT.601 read as BT.709, moves some of them by tens of levels.
+    """
+    chart = colour_chart()
+    source = jpeg(chart, SAMPLINGS[sampling])
+    height, width = chart.shape[:2]
+    path = tmp_path / "chart.mp4"
+    writer = Mp4Writer(path, width, height)
+    for i in range(5):
+        writer.write(source, T0 + i / 10)
+    writer.close()
+    assert probe(path) == pytest.approx((0.5, 5, "h264"))
+    frames = decoded_bgr(path)
+    assert len(frames) == 5 and frames[-1].shape == chart.shape
+    error = np.abs(patch_means(frames[-1]) - patch_means(as_cv2_sees_it(source)))
+    assert error.max() < 6, f"patch {error.max(1).argmax()} is off by {error.max():.1f} levels"
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_a_camera_scene_is_recorded_as_the_jpegs_show_it(tmp_path: Path, sampling: str) -> None:
+    """The demo scene with its noise, as 4:2:0, 4:2:2 (most USB webcams) or 4:4:4 JPEGs: plays, right size, close."""
+    sources = [jpeg(picture(i / 10), SAMPLINGS[sampling]) for i in range(12)]
+    path = tmp_path / "scene.mp4"
+    writer = Mp4Writer(path, W, H)
+    for i, source in enumerate(sources):
+        writer.write(source, T0 + i / 10)
+    writer.close()
+    assert probe(path) == pytest.approx((1.2, 12, "h264"))
+    frames = decoded_bgr(path)
+    assert [frame.shape for frame in frames] == [(H, W, 3)] * 12
+    for frame, source in zip(frames, sources, strict=True):
+        error = np.abs(frame.astype(int) - as_cv2_sees_it(source).astype(int)).mean()
+        assert error < 4, f"a frame differs from its JPEG by {error:.1f} levels on average"
+
+
+def test_a_greyscale_jpeg_is_recorded_grey(tmp_path: Path) -> None:
+    """A greyscale JPEG (a night-mode camera) has no chroma: the video gets neutral chroma, not green or pink."""
+    grey = cv2.cvtColor(picture(0.0), cv2.COLOR_BGR2GRAY)
+    ramp = np.tile(np.linspace(0, 255, W).astype(np.uint8), (H, 1))
+    sources = [jpeg(grey), jpeg(ramp), jpeg(grey)]
+    path = tmp_path / "grey.mp4"
+    writer = Mp4Writer(path, W, H)
+    for i, source in enumerate(sources):
+        writer.write(source, T0 + i / 10)
+    writer.close()
+    assert probe(path) == pytest.approx((0.3, 3, "h264"))
+    frames = decoded_bgr(path)
+    for frame, source in zip(frames, sources, strict=True):
+        expected = as_cv2_sees_it(source).astype(int)
+        assert np.abs(frame.astype(int) - expected).mean() < 2.5
+        blue, green, red = (frame[..., c].astype(int) for c in range(3))
+        assert np.abs(blue - green).mean() < 1.5 and np.abs(red - green).mean() < 1.5
+    # The ramp keeps its ends: black stays black and white white, not lifted or clipped by a range mix-up.
+    assert frames[1][:, :8].mean() < 6 and frames[1][:, -8:].mean() > 249
+
+
+def test_an_odd_size_loses_a_line_and_a_column(tmp_path: Path) -> None:
+    """H.264 4:2:0 needs even sizes: a 161x121 camera is recorded at 160x120."""
+    path = tmp_path / "odd.mp4"
+    writer = Mp4Writer(path, 161, 121)
+    for i in range(3):
+        writer.write(jpeg(picture(i / 10, (161, 121))), T0 + i / 10)
+    writer.close()
+    assert [frame.shape for frame in decoded_bgr(path)] == [(120, 160, 3)] * 3
 
 
 def test_duration_follows_capture_time_not_the_frame_count(tmp_path: Path) -> None:
@@ -144,6 +258,22 @@ def test_bytes_that_are_not_a_jpeg_raise_value_error_and_the_writer_goes_on(tmp_
     assert info is not None
     assert info[1] == 5
     assert info[0] == pytest.approx(0.6, abs=0.05)  # 0.0, then 0.2 .. 0.5 and one frame interval
+
+
+@pytest.mark.parametrize("cut", ["before the picture data", "in the middle"])
+def test_a_jpeg_cut_short_raises_value_error_and_the_next_one_is_recorded(tmp_path: Path, cut: str) -> None:
+    """A dropped connection cuts a JPEG short: its header is intact, the picture is not, and it is not recorded."""
+    whole = jpeg(picture(0.1))
+    end = whole.index(b"\xff\xda") if cut == "before the picture data" else len(whole) // 2
+    path = tmp_path / "cut.mp4"
+    writer = Mp4Writer(path, W, H)
+    writer.write(jpeg(picture(0.0)), T0)
+    with pytest.raises(ValueError):
+        writer.write(whole[:end], T0 + 0.1)
+    writer.write(whole, T0 + 0.2)
+    writer.close()
+    assert writer.frames == 2
+    assert sorted(t for t, _ in packets(path)) == pytest.approx([0.0, 0.2], abs=0.002)
 
 
 def test_a_bad_first_frame_does_not_set_the_start_time(tmp_path: Path) -> None:

@@ -399,3 +399,27 @@ def test_a_full_disk_drops_the_recording_and_the_next_episode_is_recorded(
     detector.run(EPISODE[10:] + [QUIET] * 14 + EPISODE + [QUIET] * 20)
     assert types(detector.published).count("recording_saved") == 1
     assert len(library.recordings()) == 1
+
+
+def test_a_damaged_frame_mid_recording_is_skipped_and_the_rest_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A JPEG cut short on the way (its header intact) is logged and left out; the frames around it are kept."""
+    damaged = 40
+    jpegs = list(JPEGS)
+    jpegs[damaged] = jpegs[damaged][: len(jpegs[damaged]) // 2]
+    monkeypatch.setitem(globals(), "JPEGS", jpegs)
+    rec, library = recorder(tmp_path)
+    detector = Detector(rec)
+    with caplog.at_level("WARNING", logger="camserver.recorder"):
+        detector.run([QUIET] * 30 + EPISODE + [QUIET] * 20)
+    assert types(detector.published) == ["recording_started", "recording_saved"]
+    (warning,) = caplog.records
+    assert warning.getMessage().startswith(f"cam0: skipping frame {damaged}: ")
+    (sidecar,) = library.recordings()
+    first = sidecar["start_seq"] - round(PRE * FPS)
+    with av.open(str(library.path(sidecar["name"], ".mp4"))) as container:
+        times = [float(packet.pts * packet.time_base) for packet in container.demux(video=0) if packet.pts is not None]
+    shown = sorted(first + round(t * FPS) for t in times)
+    assert damaged not in shown and {damaged - 1, damaged + 1} <= set(shown)
+    assert sidecar["frames"] == len(shown) == shown[-1] - shown[0]
