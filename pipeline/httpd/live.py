@@ -164,8 +164,9 @@ class StreamViewer:
     """A viewer that writes to its client's socket itself, from within the hub's call.
 
     At most one write is outstanding: while the socket still holds the last one, a newer frame
-    replaces the one waiting (newest wins), events queue (at most EVENT_BACKLOG, oldest dropped)
-    and so does the status (newest wins); once the socket has taken it all, what waits goes out.
+    replaces the one waiting (newest wins), as a newer status replaces the status waiting, and
+    events queue (at most EVENT_BACKLOG, oldest dropped); once the socket has taken it all, what
+    waits goes out at once.
     ``write`` hands bytes to the client's IOStream (raising when the socket is gone) and returns
     the future of that write; ``end`` is told once why the viewer ended.
     """
