@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import REPO, exit_on_sigterm
+from common import REPO, stop_cleanly_on_signals
 
 BENCH = Path(__file__).resolve().parent
 # Long enough for --full on a slow machine; a part still running then is stopped.
@@ -49,7 +49,7 @@ PARTS = (
     Part("end_to_end", ("--seconds", "6", "--warmup", "1.5")),
     Part("ceiling", ("--seconds", "4")),
     Part("capture", ("--frames", "60")),
-    Part("detector", ("--seconds", "8", "--repeats", "1")),
+    Part("detector", ("--seconds", "12", "--repeats", "1")),  # 12 s: the walker comes and goes
     Part("recorder", ("--frames", "60")),
     Part("fanout", ("--seconds", "4")),
 )
@@ -97,7 +97,7 @@ def main() -> None:
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     if not chosen or set(chosen) - set(names):
         parser.error(f"--only takes some of {','.join(names)}")
-    exit_on_sigterm()
+    stop_cleanly_on_signals()
     print(f"camserver benchmark suite ({'full' if args.full else 'short'} runs); figures are noisy on a busy "
           "machine: compare each with the baseline of the same run")
     summary = []

@@ -35,12 +35,12 @@ import numpy as np
 from common import (
     Measurement,
     Processes,
-    exit_on_sigterm,
     kb,
     make_clip,
     mean_packet_bytes,
     measure,
     pipeline_env,
+    stop_cleanly_on_signals,
     watch_live_view,
 )
 
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="measured per pipeline run")
     parser.add_argument("--warmup", type=float, default=2.0)
     args = parser.parse_args()
-    exit_on_sigterm()
+    stop_cleanly_on_signals()
     width, height = (int(n) for n in args.size.split("x"))
     with tempfile.TemporaryDirectory(prefix="camserver-ceiling-") as tmp:
         folder = Path(tmp)

@@ -37,13 +37,18 @@ READ_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
 
-def exit_on_sigterm() -> None:
-    """SIGTERM ends this script through its ``finally`` blocks, as Ctrl-C does, so that no process outlives it."""
+def stop_cleanly_on_signals() -> None:
+    """SIGTERM and SIGINT end this script through its ``finally`` blocks, so that no process it started outlives it.
+
+    SIGINT is set too, because a shell starts a background job with SIGINT ignored and the job's
+    children inherit that: without this, ``kill -INT`` would stop nothing.
+    """
 
     def handle(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, handle)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handle)
 
 
 def free_port() -> int:
@@ -231,10 +236,20 @@ async def connect(url: str, procs: Processes) -> tornado.websocket.WebSocketClie
             await asyncio.sleep(0.1)
 
 
+class ViewerLost(Exception):
+    """The live view closed or went silent: a stage died or hung."""
+
+
 async def read(conn: tornado.websocket.WebSocketClientConnection) -> str | bytes:
-    message = await asyncio.wait_for(conn.read_message(), READ_TIMEOUT_S)
+    try:
+        message = await asyncio.wait_for(conn.read_message(), READ_TIMEOUT_S)
+    except TimeoutError:
+        raise ViewerLost(f"no message for {READ_TIMEOUT_S:g} s") from None
     if message is None:
-        raise SystemExit("the server closed the live view")
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # asyncio.run stopping on a signal closed it, not the server
+            raise asyncio.CancelledError
+        raise ViewerLost("the server closed the live view")
     return message
 
 
@@ -282,8 +297,7 @@ async def sample_until(meter: Meter, viewer: asyncio.Future[Tally], awaitable: A
         while not waiting.done():
             meter.sample()
             if viewer.done():
-                viewer.result()  # raises what stopped the viewer
-                raise SystemExit("the viewer stopped early")
+                raise SystemExit(f"the viewer stopped early: {viewer.exception() or 'no error'}")
             if time.monotonic() > deadline:
                 raise SystemExit(f"{what}: nothing after {timeout:g} s")
             await asyncio.wait({waiting}, timeout=SAMPLE_EVERY_S)

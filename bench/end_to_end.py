@@ -44,7 +44,6 @@ from common import (
     Tally,
     Window,
     clean_env,
-    exit_on_sigterm,
     free_port,
     kb,
     make_clip,
@@ -52,6 +51,7 @@ from common import (
     measure,
     pipeline_env,
     read,
+    stop_cleanly_on_signals,
     watch_live_view,
     ws_wire_bytes,
 )
@@ -60,12 +60,20 @@ from tornado.websocket import WebSocketClientConnection
 from pipeline.demo import CYCLE_SECONDS
 
 DEFAULT_CASES = "640x480@10:demo,768x576@10:mjpeg,1280x720@30:mjpeg,1920x1080@30:mjpeg"
-RUNS = ("live", "full", "baseline", "baseline-record")
+RUNS = ("live", "baseline", "full", "baseline-record")
 LABELS = {"live": "camserver live path", "full": "camserver full pipeline", "baseline": "baseline",
           "baseline-record": "baseline --record"}
 TARGETS = {"live": ("baseline", 0.3), "full": ("baseline-record", 0.4)}
 REQUEST = "next"
 STAGES = ("capture", "detector", "recorder", "gateway")
+FIGURES: dict[str, Callable[[Measurement], float]] = {
+    "CPU per frame": Measurement.total_cpu_ms_per_frame,
+    "latency p50": lambda m: m.tally.latency(0.5),
+    "p95": lambda m: m.tally.latency(0.95),
+    "p99": lambda m: m.tally.latency(0.99),
+    "wire bytes per frame": Measurement.wire_per_frame,
+    "fps": lambda m: m.fps,
+}
 
 
 @dataclass(frozen=True)
@@ -77,16 +85,13 @@ class Case:
 
     @classmethod
     def parse(cls, text: str) -> Case:
-        try:
-            size, rest = text.strip().split("@")
-            rate, kind = rest.split(":")
-            width, height = (int(n) for n in size.split("x"))
-            if kind not in ("demo", "mjpeg"):
-                raise ValueError
-            return cls(width, height, float(rate), kind)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT@FPS:demo or WIDTHxHEIGHT@FPS:mjpeg") \
-                from None
+        """A case from WIDTHxHEIGHT@FPS:KIND; ValueError for anything else."""
+        size, _, rest = text.strip().partition("@")
+        rate, _, kind = rest.partition(":")
+        width, _, height = size.partition("x")
+        if kind not in ("demo", "mjpeg"):
+            raise ValueError(f"{text!r} is not WIDTHxHEIGHT@FPS:demo or WIDTHxHEIGHT@FPS:mjpeg")
+        return cls(int(width), int(height), float(rate), kind)
 
     def __str__(self) -> str:
         return f"{self.width}x{self.height}@{self.fps:g}:{self.kind}"
@@ -155,7 +160,6 @@ def run_baseline(case: Case, clip: Path | None, recording: bool, folder: Path, w
     return Outcome(measurement, recorded / measurement.seconds)
 
 
-
 def video_seconds(path: Path) -> float:
     cap = cv2.VideoCapture(str(path))
     try:
@@ -171,6 +175,7 @@ def run_case(case: Case, runs: list[str], folder: Path, warmup: float, seconds: 
                          CYCLE_SECONDS)
     print(f"\n== {case.width}x{case.height} at {case.fps:g} fps, {describe(case, clip)}; "
           f"{seconds:g} s measured per run after {warmup:g} s", flush=True)
+    print(HEADER, flush=True)
     outcomes = {}
     for name in runs:
         work = folder / f"{case}-{name}".replace(":", "-")
@@ -206,37 +211,33 @@ def print_run(name: str, outcome: Outcome) -> None:
 
 
 def print_ratios(outcomes: dict[str, Outcome]) -> None:
+    measurements = {name: outcome.measurement for name, outcome in outcomes.items()}
     for name, (against, target) in TARGETS.items():
-        if name not in outcomes or against not in outcomes:
+        if name not in measurements or against not in measurements:
             continue
-        ours, theirs = outcomes[name].measurement, outcomes[against].measurement
-        cpu = ours.total_cpu_ms_per_frame() / theirs.total_cpu_ms_per_frame()
-        print(f"  {LABELS[name]} / {LABELS[against]}: CPU per frame x{cpu:.2f} (target <= {target:g}: "
-              f"{'met' if cpu <= target else 'not met'}) · latency p50 x{ratio(ours, theirs, 0.5):.2f}, "
-              f"p95 x{ratio(ours, theirs, 0.95):.2f}, p99 x{ratio(ours, theirs, 0.99):.2f} · wire bytes per frame "
-              f"x{ours.wire_per_frame() / theirs.wire_per_frame():.2f} · fps x{ours.fps / theirs.fps:.2f}")
-
-
-def ratio(ours: Measurement, theirs: Measurement, share: float) -> float:
-    return ours.tally.latency(share) / theirs.tally.latency(share)
+        cpu = FIGURES["CPU per frame"]
+        met = cpu(measurements[name]) <= target * cpu(measurements[against])
+        ratios = ", ".join(f"{label} {compare(measurements, name, against, figure)}"
+                           for label, figure in FIGURES.items())
+        print(f"  {LABELS[name]} / {LABELS[against]}: {ratios}; CPU target <= {target:g}: "
+              f"{'met' if met else 'not met'}", flush=True)
 
 
 def print_summary(results: dict[Case, dict[str, Outcome]]) -> None:
-    print("\n== summary: camserver / baseline, CPU per delivered frame (targets: live <= 0.3, full <= 0.4)")
-    print(f"  {'case':26} {'live path':>10} {'full':>10} {'p99 live':>10} {'wire live':>10}")
+    print("\n== summary: camserver / baseline (CPU per delivered frame: targets live <= 0.3, full <= 0.4)")
+    columns = (("live CPU", "live", "CPU per frame"), ("full CPU", "full", "CPU per frame"),
+               ("live p50", "live", "latency p50"), ("live p99", "live", "p99"),
+               ("live wire", "live", "wire bytes per frame"))
+    print(f"  {'case':26} " + " ".join(f"{label:>10}" for label, _, _ in columns))
     for case, outcomes in results.items():
-        m = {name: outcome.measurement for name, outcome in outcomes.items()}
-        cells = [
-            compare(m, "live", "baseline", lambda x: x.total_cpu_ms_per_frame()),
-            compare(m, "full", "baseline-record", lambda x: x.total_cpu_ms_per_frame()),
-            compare(m, "live", "baseline", lambda x: x.tally.latency(0.99)),
-            compare(m, "live", "baseline", lambda x: x.wire_per_frame()),
-        ]
+        measurements = {name: outcome.measurement for name, outcome in outcomes.items()}
+        cells = (compare(measurements, name, TARGETS[name][0], FIGURES[figure]) for _, name, figure in columns)
         print(f"  {case!s:26} " + " ".join(f"{cell:>10}" for cell in cells))
 
 
 def compare(measurements: dict[str, Measurement], ours: str, theirs: str,
             figure: Callable[[Measurement], float]) -> str:
+    """``figure`` of run ``ours`` over that of ``theirs``, as text; "-" when either did not run."""
     if ours not in measurements or theirs not in measurements:
         return "-"
     return f"x{figure(measurements[ours]) / figure(measurements[theirs]):.2f}"
@@ -253,8 +254,11 @@ def main() -> None:
                         "visit of the demo's walker, so the recorded share is the clip's)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds after the first frame before measuring")
     args = parser.parse_args()
-    exit_on_sigterm()
-    cases = [Case.parse(text) for text in args.cases.split(",") if text.strip()]
+    stop_cleanly_on_signals()
+    try:
+        cases = [Case.parse(text) for text in args.cases.split(",") if text.strip()]
+    except ValueError as exc:
+        parser.error(f"--cases: {exc}")
     runs = [name for name in RUNS if name in args.runs.split(",")]
     if not runs or set(args.runs.split(",")) - set(RUNS):
         parser.error(f"--runs takes some of {','.join(RUNS)}")
