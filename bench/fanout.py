@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
-from common import clean_env, exit_on_sigterm, free_port
+from common import clean_env, free_port, stop_cleanly_on_signals
 
 from pipeline import bus
 from pipeline.protocol import Frame, frame_topic
@@ -486,7 +486,7 @@ def main() -> None:
     if sys.argv[1:2] == ["client"]:
         client_main(sys.argv[2:])
         return
-    exit_on_sigterm()
+    stop_cleanly_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1280x720@15", help="WIDTHxHEIGHT@FPS of the fan-out runs")
     parser.add_argument("--viewers", default="1,10,50,100", help="comma-separated viewer counts")
