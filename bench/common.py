@@ -63,14 +63,14 @@ def clean_env(**values: str) -> dict[str, str]:
     return {**env, "PYTHONUNBUFFERED": "1", **values}
 
 
-def pipeline_env(folder: Path, log_level: str = "WARNING") -> tuple[dict[str, str], int]:
+def pipeline_env(folder: Path) -> tuple[dict[str, str], int]:
     """The camserver stages' environment, every endpoint on a free loopback port; and the gateway's port."""
     port = free_port()
     env = clean_env(CAMSERVER_FRAMES=f"tcp://127.0.0.1:{free_port()}",
                     CAMSERVER_EVENTS=f"tcp://127.0.0.1:{free_port()}",
                     CAMSERVER_RECORDER_EVENTS=f"tcp://127.0.0.1:{free_port()}",
                     CAMSERVER_PORT=str(port), CAMSERVER_RECORDINGS=str(folder / "recordings"),
-                    CAMSERVER_LOG_LEVEL=log_level)
+                    CAMSERVER_LOG_LEVEL="WARNING")
     return env, port
 
 
