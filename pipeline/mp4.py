@@ -13,7 +13,7 @@ as long as the scene did, whatever frames were dropped on the way.
 A JPEG already holds Y'CbCr planes, mostly 4:2:0 or 4:2:2, which is nearly what H.264 takes. So
 FFmpeg's own mjpeg decoder hands them over as they are, and one swscale pass makes them 4:2:0 at
 video (limited) range; going through BGR as before cost a colour conversion each way and a copy,
-a third of a recorded frame at 1080p. The matrix stays JPEG's BT.601 and the file says so, because
+more than a quarter of a recorded frame at 1080p. The matrix stays JPEG's BT.601 and the file says so, because
 a player that is not told assumes BT.709 for HD and shifts the hues.
 """
 
@@ -34,7 +34,7 @@ KEYFRAME_EVERY_S = 1.0
 TIME_BASE = Fraction(1, 1000)
 # Chosen by bench/recorder.py's preset table. ultrafast is half the CPU of veryfast (the old default)
 # at every size; CABAC and the deblocking filter, which ultrafast leaves out, cost it little CPU and
-# take a fifth to a third off the file, and deblocking keeps block edges out of the picture. On the
+# take about a quarter off the file, and deblocking keeps block edges out of the picture. On the
 # noisy demo scene the result is smaller than veryfast's files from 720p up (a tenth larger at
 # 768x576) and no worse in PSNR: veryfast's adaptive quantisation spends its bits on sensor noise.
 # zerolatency: no lookahead or B-frames, so a frame leaves the encoder as it goes in and a fragment
@@ -145,7 +145,7 @@ class Mp4Writer:
     def _to_video(self, picture: av.VideoFrame) -> av.VideoFrame:
         """4:2:0 at limited range and the recording's size, in one swscale pass, one thread.
 
-        Only the range changes for a 4:2:0 JPEG; 4:2:2 and 4:4:4 lose chroma lines, grey gains
+        Only the range changes for a 4:2:0 JPEG; 4:2:2 and 4:4:4 lose chroma resolution, grey gains
         neutral chroma. A frame of another size (rare) is scaled by area averaging in the same pass.
         """
         same_size = (picture.width, picture.height) == self.size

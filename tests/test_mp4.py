@@ -170,6 +170,39 @@ def test_a_greyscale_jpeg_is_recorded_grey(tmp_path: Path) -> None:
     assert frames[1][:, :8].mean() < 6 and frames[1][:, -8:].mean() > 249
 
 
+def without_huffman_tables(data: bytes) -> bytes:
+    """The JPEG as most UVC webcams send it in MJPEG mode: no DHT segments, the standard tables implied."""
+    out, i = bytearray(data[:2]), 2
+    while data[i:i + 2] != b"\xff\xda":
+        end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if data[i:i + 2] != b"\xff\xc4":
+            out += data[i:end]
+        i = end
+    return bytes(out + data[i:])
+
+
+WEBCAM_QUIRKS = {
+    "no Huffman tables": lambda image: without_huffman_tables(jpeg(image)),
+    "zero padding after the end": lambda image: jpeg(image) + bytes(300),
+    "restart markers": lambda image: cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_RST_INTERVAL, 4])[1].tobytes(),
+    "progressive": lambda image: cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes(),
+}
+
+
+@pytest.mark.parametrize("quirk", WEBCAM_QUIRKS)
+def test_jpegs_as_cameras_make_them_are_recorded(tmp_path: Path, quirk: str) -> None:
+    sources = [WEBCAM_QUIRKS[quirk](picture(i / 10)) for i in range(3)]
+    path = tmp_path / "quirk.mp4"
+    writer = Mp4Writer(path, W, H)
+    for i, source in enumerate(sources):
+        writer.write(source, T0 + i / 10)
+    writer.close()
+    frames = decoded_bgr(path)
+    assert len(frames) == 3
+    for frame, i in zip(frames, range(3), strict=True):
+        assert np.abs(frame.astype(int) - picture(i / 10).astype(int)).mean() < 4
+
+
 def test_an_odd_size_loses_a_line_and_a_column(tmp_path: Path) -> None:
     """H.264 4:2:0 needs even sizes: a 161x121 camera is recorded at 160x120."""
     path = tmp_path / "odd.mp4"
