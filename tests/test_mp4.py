@@ -101,6 +101,15 @@ def patch_means(image: np.ndarray) -> np.ndarray:
                      for y in range(image.shape[0] // PATCH) for x in range(image.shape[1] // PATCH)])
 
 
+def record(path: Path, sources: list[bytes]) -> list[np.ndarray]:
+    """Record ``sources`` a tenth of a second apart; the file's frames as BGR."""
+    writer = Mp4Writer(path, W, H)
+    for i, source in enumerate(sources):
+        writer.write(source, T0 + i / 10)
+    writer.close()
+    return decoded_bgr(path)
+
+
 def decoded_bgr(path: Path) -> list[np.ndarray]:
     """Every frame as a player shows it: PyAV converts with the range and matrix the file states."""
     with av.open(str(path)) as container:
@@ -137,12 +146,8 @@ def test_a_camera_scene_is_recorded_as_the_jpegs_show_it(tmp_path: Path, samplin
     """The demo scene with its noise, as 4:2:0, 4:2:2 (most USB webcams) or 4:4:4 JPEGs: plays, right size, close."""
     sources = [jpeg(picture(i / 10), SAMPLINGS[sampling]) for i in range(12)]
     path = tmp_path / "scene.mp4"
-    writer = Mp4Writer(path, W, H)
-    for i, source in enumerate(sources):
-        writer.write(source, T0 + i / 10)
-    writer.close()
+    frames = record(path, sources)
     assert probe(path) == pytest.approx((1.2, 12, "h264"))
-    frames = decoded_bgr(path)
     assert [frame.shape for frame in frames] == [(H, W, 3)] * 12
     for frame, source in zip(frames, sources, strict=True):
         error = np.abs(frame.astype(int) - as_cv2_sees_it(source).astype(int)).mean()
@@ -155,12 +160,8 @@ def test_a_greyscale_jpeg_is_recorded_grey(tmp_path: Path) -> None:
     ramp = np.tile(np.linspace(0, 255, W).astype(np.uint8), (H, 1))
     sources = [jpeg(grey), jpeg(ramp), jpeg(grey)]
     path = tmp_path / "grey.mp4"
-    writer = Mp4Writer(path, W, H)
-    for i, source in enumerate(sources):
-        writer.write(source, T0 + i / 10)
-    writer.close()
+    frames = record(path, sources)
     assert probe(path) == pytest.approx((0.3, 3, "h264"))
-    frames = decoded_bgr(path)
     for frame, source in zip(frames, sources, strict=True):
         expected = as_cv2_sees_it(source).astype(int)
         assert np.abs(frame.astype(int) - expected).mean() < 2.5
@@ -192,12 +193,7 @@ WEBCAM_QUIRKS = {
 @pytest.mark.parametrize("quirk", WEBCAM_QUIRKS)
 def test_jpegs_as_cameras_make_them_are_recorded(tmp_path: Path, quirk: str) -> None:
     sources = [WEBCAM_QUIRKS[quirk](picture(i / 10)) for i in range(3)]
-    path = tmp_path / "quirk.mp4"
-    writer = Mp4Writer(path, W, H)
-    for i, source in enumerate(sources):
-        writer.write(source, T0 + i / 10)
-    writer.close()
-    frames = decoded_bgr(path)
+    frames = record(tmp_path / "quirk.mp4", sources)
     assert len(frames) == 3
     for frame, i in zip(frames, range(3), strict=True):
         assert np.abs(frame.astype(int) - picture(i / 10).astype(int)).mean() < 4
