@@ -51,8 +51,10 @@ class Clip:
 
     ``walk`` lists the indexes of the frames in which a real walker is in view, or is None when
     nothing real moves and no recording should be kept. ``event`` is the type of event the
-    detector should report for the condition (``lightswitch``, ``shake``), or None; ``local`` says
-    the lighting change covers only part of the picture, so a per-region rule must catch it.
+    detector should report for the condition (``lightswitch``, ``shake``), or None; ``rule`` the
+    rule that event should name (``global`` for the whole picture, ``local`` for part of it);
+    ``event_frames`` the frames whose picture the condition changed, the only ones where it may be
+    reported.
     """
 
     name: str
@@ -60,7 +62,8 @@ class Clip:
     walk: list[int] | None
     description: str
     event: str | None = None
-    local: bool = False
+    rule: str | None = None
+    event_frames: tuple[int, ...] = ()
 
 
 def _scene() -> DemoScene:
@@ -100,6 +103,11 @@ def _lamp_gain_map() -> np.ndarray:
     return np.broadcast_to(gain[None, :, None], (H, W, 3))
 
 
+def _lamp_frames(on_at: int) -> tuple[int, ...]:
+    """The frames that differ from the one before them because the lamp came on, went off or on again."""
+    return tuple(on_at + i for i in range(len(LAMP_FLICKER) + 1))
+
+
 def _lamp(frames: list[np.ndarray], on_at: int) -> list[np.ndarray]:
     """The lamp comes on at frame ``on_at``, flickers as LAMP_FLICKER says, then stays on."""
     gain = _lamp_gain_map()
@@ -118,6 +126,11 @@ def _shake(frames: list[np.ndarray], at: int) -> list[np.ndarray]:
         shift = np.float32([[1, 0, dx], [0, 1, dy]])
         out[at + k] = cv2.warpAffine(frames[at + k], shift, (W, H), borderMode=cv2.BORDER_REPLICATE)
     return out
+
+
+def _shake_frames(at: int) -> tuple[int, ...]:
+    """The shaken frames, and the steady one after them that differs from the last shaken one."""
+    return tuple(range(at, at + len(SHAKE_PX) + 1))
 
 
 def _rain(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
@@ -163,10 +176,11 @@ def bright_noise_still() -> Clip:
 
 
 def lamp_flicker() -> Clip:
-    frames = _lamp(_render(_scene(), _times(STILL_S, 10)), on_at=30)
+    on_at = 30
+    frames = _lamp(_render(_scene(), _times(STILL_S, 10)), on_at)
     return Clip("lamp_flicker", frames, None,
                 f"the left third brightens x{LAMP_GAIN}, flickers 0.7 s, stays on; nobody",
-                event="lightswitch", local=True)
+                event="lightswitch", rule="local", event_frames=_lamp_frames(on_at))
 
 
 def lamp_flicker_with_walk() -> Clip:
@@ -174,24 +188,28 @@ def lamp_flicker_with_walk() -> Clip:
     times = _times(WALK_FROM_RIGHT_S, 12)
     # The visitor enters on the right at frame 20; the lamp comes on over the left third while the
     # visitor is still in the right third, and the visitor then walks through its light.
-    frames = _lamp(_render(scene, times), on_at=24)
+    on_at = 24
+    frames = _lamp(_render(scene, times), on_at)
     return Clip("lamp_flicker_with_walk", frames, _walk_truth(scene, times),
                 "the lamp flickers on over the left third while the visitor walks in from the right",
-                event="lightswitch", local=True)
+                event="lightswitch", rule="local", event_frames=_lamp_frames(on_at))
 
 
 def shake() -> Clip:
-    frames = _shake(_render(_scene(), _times(STILL_S, 10)), at=40)
+    at = 40
+    frames = _shake(_render(_scene(), _times(STILL_S, 10)), at)
     return Clip("shake", frames, None, f"{len(SHAKE_PX)} frames of a 2-4 px jitter of the whole picture; nobody",
-                event="shake")
+                event="shake", event_frames=_shake_frames(at))
 
 
 def shake_with_walk() -> Clip:
     scene = _scene()
     times = _times(WALK_FROM_LEFT_S, 12)
-    frames = _shake(_render(scene, times), at=45)
+    at = 45
+    frames = _shake(_render(scene, times), at)
     return Clip("shake_with_walk", frames, _walk_truth(scene, times),
-                f"{len(SHAKE_PX)} frames of a 2-4 px jitter while the visitor walks through", event="shake")
+                f"{len(SHAKE_PX)} frames of a 2-4 px jitter while the visitor walks through",
+                event="shake", event_frames=_shake_frames(at))
 
 
 def rain() -> Clip:
@@ -209,10 +227,11 @@ def rain_with_walk() -> Clip:
 
 def light_switch() -> Clip:
     frames = _render(_scene(), _times(STILL_S, 8))
-    switched = [cv2.convertScaleAbs(f, alpha=SWITCH_GAIN, beta=SWITCH_OFFSET) if i >= 30 else f
+    on_at = 30
+    switched = [cv2.convertScaleAbs(f, alpha=SWITCH_GAIN, beta=SWITCH_OFFSET) if i >= on_at else f
                 for i, f in enumerate(frames)]
     return Clip("light_switch", switched, None, "a light switched on over the whole picture; nobody",
-                event="lightswitch")
+                event="lightswitch", rule="global", event_frames=(on_at,))
 
 
 def twitch() -> Clip:
