@@ -70,6 +70,9 @@ class Config:
     pixel_threshold: int = 15
     min_area: int = 100
     lightswitch_percent: float = 50.0
+    noise_tune: bool = True
+    local_light: bool = True
+    shake: bool = True
     stable_frames: int = 20
     min_motion_frames: int = 5
     mask: Mask = Mask()
@@ -307,6 +310,12 @@ OPTIONS: dict[str, Option] = {
                "100"),
         Option("lightswitch_percent", _number(float, 0, 100), "a frame where this percent of the picture changes "
                "is a lighting change, not motion (0: off)", "50"),
+        Option("noise_tune", _bool, "lower the per-pixel threshold in a dark picture, and keep it above the noise "
+               "measured on calm frames (off: --pixel-threshold as it is)", "true"),
+        Option("local_light", _bool, "a region whose pixels all brighten or darken by a similar factor (a lamp, a "
+               "shadow) is a lighting change, not motion", "true"),
+        Option("shake", _bool, "a frame explained by a small shift of the whole picture is camera shake, not motion",
+               "true"),
         Option("stable_frames", _number(int, 1, 10000), "an episode ends after this many frames in a row without "
                "motion", "20"),
         Option("min_motion_frames", _number(int, 1, 10000), "an episode with fewer frames of motion is discarded",

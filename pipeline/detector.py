@@ -3,7 +3,10 @@
 It subscribes to frames, binds the events socket and publishes, per camera: a ``delta`` event for
 every frame it compares, ``motion_start`` at the first significant frame of an episode,
 ``motion_end`` once the stream has stabilized (with ``keep`` false for an episode too short to be
-worth recording) and ``lightswitch`` when most of the picture changes at once. The algorithm
+worth recording), ``lightswitch`` when most of the picture (rule ``global``) or a region of it
+(rule ``local``) changes brightness at once, and ``shake`` when the whole picture moved a little.
+Each ``delta`` says which rule, if any, kept a changed frame from counting (``ignored``) and the
+per-pixel threshold in use. The algorithm
 lives in pipeline.motion; this module feeds it and publishes its verdicts.
 """
 
@@ -22,8 +25,8 @@ from pipeline.protocol import Event, Frame, frame_topic
 from pipeline.ratelog import RateLimitedLog
 from pipeline.stage import POLL_MS, main
 
-OPTIONS = ("frames", "events", "threshold", "pixel_threshold", "min_area", "lightswitch_percent", "stable_frames",
-           "min_motion_frames", "mask", "log_level", "log_time")
+OPTIONS = ("frames", "events", "threshold", "pixel_threshold", "noise_tune", "min_area", "lightswitch_percent",
+           "local_light", "shake", "stable_frames", "min_motion_frames", "mask", "log_level", "log_time")
 # A camera that sent no frame for this long has its open episode closed and its state freed.
 SILENT_AFTER_S = 10.0
 # Time given to the last events on stop before the socket is closed.
@@ -46,6 +49,9 @@ def motion_settings(cfg: config.Config) -> MotionSettings:
         lightswitch_percent=cfg.lightswitch_percent,
         stable_frames=cfg.stable_frames,
         min_motion_frames=cfg.min_motion_frames,
+        noise_tune=cfg.noise_tune,
+        local_light=cfg.local_light,
+        shake=cfg.shake,
         mask_rects=cfg.mask.rects,
         mask_image=mask_image,
     )
@@ -85,9 +91,17 @@ class CameraDetector:
             "boxes": [list(box) for box in measurement.boxes],
             "skipped": skipped,
             "motion": self._tracker.active,
+            "pixel_threshold": measurement.pixel_threshold,
+            "ignored": measurement.ignored,
         }))
-        if measurement.lightswitch:
-            events.append(self._event(frame, "lightswitch", {"changed": measurement.changed}))
+        if measurement.ignored == "lightswitch":
+            events.append(self._event(frame, "lightswitch", {"rule": "global", "changed": measurement.changed,
+                                                             "area": measurement.changed}))
+        elif measurement.lit > 0:  # reported even when motion elsewhere still counts
+            events.append(self._event(frame, "lightswitch", {"rule": "local", "changed": measurement.changed,
+                                                             "area": measurement.lit}))
+        elif measurement.ignored == "shake" and measurement.shift is not None:
+            events.append(self._event(frame, "shake", {"dx": measurement.shift[0], "dy": measurement.shift[1]}))
         events.extend(self._event(frame, kind, data) for kind, data in transitions if kind == "motion_end")
         return events
 

@@ -18,6 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.disturbances import NoiseLevel, global_shift, lit_pixels, steadied_difference
+
 # Smallest width the analysis image may have: enough for a person across a room at 1080p.
 ANALYSIS_MIN_WIDTH = 240
 _REDUCED_FLAGS = {
@@ -27,6 +29,11 @@ _REDUCED_FLAGS = {
     8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
 }
 _BLUR = (5, 5)
+# --noise-tune: the per-pixel threshold is --pixel-threshold at this brightness and above, lower below,
+MID_GREY = 128.0
+# never under this many grey levels, and at least this many times the mean difference of calm frames.
+MIN_PIXEL_THRESHOLD = 4.0
+NOISE_MARGIN = 6.0
 _DILATE = np.ones((3, 3), np.uint8)
 
 Box = tuple[int, int, int, int]
@@ -42,6 +49,9 @@ class MotionSettings:
     lightswitch_percent: float
     stable_frames: int
     min_motion_frames: int
+    noise_tune: bool = True
+    local_light: bool = True
+    shake: bool = True
     mask_rects: tuple[Box, ...] = ()
     mask_image: np.ndarray | None = field(default=None, compare=False)
 
@@ -51,8 +61,10 @@ class Measurement:
     """How one frame differs from the one before it.
 
     ``delta`` is the percentage of the unmasked picture that changed, after compensating for a
-    change of overall brightness; ``changed`` is the same without compensation, which is what
-    reveals a light switch.
+    change of overall brightness and leaving out lighting changes over part of it; ``changed``
+    is the same without either, which is what reveals a light switch. ``ignored`` names the rule
+    that kept a changed frame from counting as motion: ``lightswitch`` (most of the picture),
+    ``local_light`` (``lit`` percent of it) or ``shake`` (the picture moved by ``shift`` frame pixels).
     """
 
     delta: float
@@ -60,6 +72,10 @@ class Measurement:
     lightswitch: bool
     significant: bool
     boxes: list[Box]
+    pixel_threshold: float = 0.0
+    ignored: str | None = None
+    lit: float = 0.0
+    shift: tuple[float, float] | None = None
 
 
 def reduction_for(width: int) -> int:
@@ -84,6 +100,7 @@ class FrameDiffer:
         self._valid_count = 0
         self._previous: np.ndarray | None = None
         self._previous_mean = 0.0
+        self._noise = NoiseLevel()
 
     def measure(self, jpeg: bytes, width: int, height: int) -> Measurement | None:
         """The difference from the previous frame; None for a first frame or one of a new size.
@@ -107,16 +124,59 @@ class FrameDiffer:
         if previous is None:
             return None
 
-        changed = self._percent_changed(cv2.absdiff(current, previous))
+        raw = cv2.absdiff(current, previous)
         if previous_mean > 1.0:
             previous = cv2.convertScaleAbs(previous, alpha=current_mean / previous_mean)
-        changed_mask = self._changed_mask(cv2.absdiff(current, previous))
-        delta = 100.0 * cv2.countNonZero(changed_mask) / self._valid_count
+        difference = cv2.absdiff(current, previous)
         s = self.settings
-        lightswitch = s.lightswitch_percent > 0 and changed >= s.lightswitch_percent
-        significant = delta > s.threshold and not lightswitch
+        pixel_threshold = self._pixel_threshold(current_mean)
+        changed = self._percent(self._changed_mask(raw, pixel_threshold))
+        changed_mask = self._changed_mask(difference, pixel_threshold)
+        delta = self._percent(changed_mask)
+        ignored, lit, shift = None, 0.0, None
+        if s.lightswitch_percent > 0 and changed >= s.lightswitch_percent:
+            ignored = "lightswitch"
+        elif delta > s.threshold and s.local_light:
+            lit_mask = lit_pixels(current, previous, changed_mask)
+            if lit_mask is not None:
+                lit = self._percent(lit_mask)
+                changed_mask = cv2.subtract(changed_mask, lit_mask)
+                delta = self._percent(changed_mask)
+                ignored = "local_light" if delta <= s.threshold else None
+        if delta > s.threshold and s.shake:
+            shift = global_shift(previous, current)
+            if shift is not None:
+                steadied = self._changed_mask(steadied_difference(current, previous, *shift), pixel_threshold)
+                margin = int(max(abs(shift[0]), abs(shift[1]))) + 2  # the edges the shift brought in
+                steadied[:margin], steadied[-margin:], steadied[:, :margin], steadied[:, -margin:] = 0, 0, 0, 0
+                if self._percent(steadied) <= s.threshold:
+                    ignored, delta = "shake", self._percent(steadied)
+                else:
+                    shift = None
+        significant = delta > s.threshold and ignored is None
+        if not significant and ignored is None:
+            # masked pixels are 0 in both frames; the mean over the unmasked ones is what noise is
+            self._noise.update(cv2.sumElems(difference)[0] / self._valid_count)
         boxes = self._boxes(changed_mask) if significant else []
-        return Measurement(round(delta, 3), round(changed, 3), lightswitch, significant, boxes)
+        f = self._factor
+        return Measurement(round(delta, 3), round(changed, 3), ignored == "lightswitch", significant, boxes,
+                           round(pixel_threshold, 1), ignored, round(lit, 3),
+                           None if shift is None else (round(shift[0] * f, 1), round(shift[1] * f, 1)))
+
+    def _pixel_threshold(self, brightness: float) -> float:
+        """Grey levels a pixel must change by: --pixel-threshold, lower in a dark picture, never within the noise.
+
+        A dark picture shows a person with less contrast (half the light, half the difference), so
+        the threshold follows the brightness below mid-grey; and it stays NOISE_MARGIN times above
+        the mean difference of calm frames, so a noisy camera does not see motion in its own noise.
+        """
+        s = self.settings
+        if not s.noise_tune:
+            return float(s.pixel_threshold)
+        threshold = s.pixel_threshold * min(1.0, max(brightness, 1.0) / MID_GREY)
+        if self._noise.level is not None:
+            threshold = max(threshold, NOISE_MARGIN * self._noise.level)
+        return min(max(threshold, MIN_PIXEL_THRESHOLD), 255.0)
 
     def reset(self) -> None:
         """Forget the previous frame, e.g. when capture restarted and the scene may have moved on."""
@@ -139,11 +199,12 @@ class FrameDiffer:
         self._mask = valid if self._valid_count < valid.size else None
         self._previous = None
 
-    def _changed_mask(self, difference: np.ndarray) -> np.ndarray:
-        return cv2.threshold(difference, self.settings.pixel_threshold, 255, cv2.THRESH_BINARY)[1]
+    @staticmethod
+    def _changed_mask(difference: np.ndarray, pixel_threshold: float) -> np.ndarray:
+        return cv2.threshold(difference, pixel_threshold, 255, cv2.THRESH_BINARY)[1]
 
-    def _percent_changed(self, difference: np.ndarray) -> float:
-        return 100.0 * cv2.countNonZero(self._changed_mask(difference)) / self._valid_count
+    def _percent(self, mask: np.ndarray) -> float:
+        return 100.0 * cv2.countNonZero(mask) / self._valid_count
 
     def _boxes(self, changed_mask: np.ndarray) -> list[Box]:
         """Bounding boxes of the changed regions, in full-frame pixels, largest first."""
