@@ -16,6 +16,8 @@ frame would otherwise count as motion, so a calm scene costs nothing extra:
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -29,6 +31,9 @@ LIT_NEIGHBOUR_SHARE, LIT_NEIGHBOUR_SPREAD = 0.02, 0.12
 NOISE_EMA = 0.05  # weight of each calm frame in the noise level
 SHAKE_MIN_RESPONSE = 0.2  # phase correlation peak below this: no single shift explains the change
 SHAKE_MAX_SHARE = 0.02  # a shift of more than this share of the width is not shake (the camera moved)
+# Shake moves every edge in the picture: it is looked for only when at least SHAKE_CELLS of the cells
+# have SHAKE_CELL_SHARE of their pixels changed (a walker touches a few cells).
+SHAKE_CELLS, SHAKE_CELL_SHARE = 0.3, 0.01
 _NEIGHBOURS = np.ones((3, 3), np.uint8)
 
 
@@ -45,13 +50,25 @@ class NoiseLevel:
             self.level += NOISE_EMA * (mean_difference - self.level)
 
 
+def cell_shares(changed: np.ndarray) -> np.ndarray:
+    """The share of each grid cell's pixels that changed, 0 to 1."""
+    return cv2.resize(changed, GRID, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def spread_out(changed: np.ndarray) -> bool:
+    """Whether change touches at least SHAKE_CELLS of the grid's cells, as a shaken picture's edges do."""
+    return float(np.mean(cell_shares(changed) >= SHAKE_CELL_SHARE)) >= SHAKE_CELLS
+
+
 def lit_pixels(current: np.ndarray, previous: np.ndarray, changed: np.ndarray) -> np.ndarray | None:
     """The changed pixels that belong to lighting changes, as a 0/255 mask; None when there are none."""
+    share = cell_shares(changed)
+    if not (share >= LIT_SHARE).any():  # a walker never changes this much of a cell: no work for most motion
+        return None
     height, width = changed.shape
     mask = (changed > 0).astype(np.float32)
     # The log of each pixel's factor, so that a light going off spreads as little as one coming on.
     factor = cv2.log((current.astype(np.float32) + 1.0) / (previous.astype(np.float32) + 1.0))
-    share = cv2.resize(mask, GRID, interpolation=cv2.INTER_AREA)
     weight = np.maximum(share, 1e-6)
     mean = cv2.resize(factor * mask, GRID, interpolation=cv2.INTER_AREA) / weight
     square = cv2.resize(factor * factor * mask, GRID, interpolation=cv2.INTER_AREA) / weight
@@ -76,7 +93,7 @@ def global_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, floa
     """
     height, width = current.shape
     size = (width // 2, height // 2)
-    window = cv2.createHanningWindow(size, cv2.CV_32F)
+    window = _hanning(size)
     before = cv2.resize(previous, size, interpolation=cv2.INTER_AREA).astype(np.float32)
     after = cv2.resize(current, size, interpolation=cv2.INTER_AREA).astype(np.float32)
     (dx, dy), response = cv2.phaseCorrelate(before, after, window)
@@ -84,6 +101,11 @@ def global_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, floa
     if response < SHAKE_MIN_RESPONSE or max(abs(dx), abs(dy)) > SHAKE_MAX_SHARE * width or abs(dx) + abs(dy) < 0.5:
         return None
     return dx, dy
+
+
+@functools.cache
+def _hanning(size: tuple[int, int]) -> np.ndarray:
+    return cv2.createHanningWindow(size, cv2.CV_32F)
 
 
 def steadied_difference(current: np.ndarray, previous: np.ndarray, dx: float, dy: float) -> np.ndarray:

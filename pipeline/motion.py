@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.disturbances import NoiseLevel, global_shift, lit_pixels, steadied_difference
+from pipeline.disturbances import NoiseLevel, global_shift, lit_pixels, spread_out, steadied_difference
 
 # Smallest width the analysis image may have: enough for a person across a room at 1080p.
 ANALYSIS_MIN_WIDTH = 240
@@ -124,26 +124,30 @@ class FrameDiffer:
         if previous is None:
             return None
 
-        raw = cv2.absdiff(current, previous)
+        before = previous
+        raw = cv2.absdiff(current, before)
         if previous_mean > 1.0:
             previous = cv2.convertScaleAbs(previous, alpha=current_mean / previous_mean)
         difference = cv2.absdiff(current, previous)
         s = self.settings
         pixel_threshold = self._pixel_threshold(current_mean)
-        changed = self._percent(self._changed_mask(raw, pixel_threshold))
+        raw_mask = self._changed_mask(raw, pixel_threshold)
+        changed = self._percent(raw_mask)
         changed_mask = self._changed_mask(difference, pixel_threshold)
         delta = self._percent(changed_mask)
         ignored, lit, shift = None, 0.0, None
         if s.lightswitch_percent > 0 and changed >= s.lightswitch_percent:
             ignored = "lightswitch"
         elif delta > s.threshold and s.local_light:
-            lit_mask = lit_pixels(current, previous, changed_mask)
+            # Against the uncompensated frame: brightness compensation would spread a lamp's light
+            # over the whole picture, as a darkening of everything it does not light.
+            lit_mask = lit_pixels(current, before, raw_mask)
             if lit_mask is not None:
                 lit = self._percent(lit_mask)
-                changed_mask = cv2.subtract(changed_mask, lit_mask)
+                changed_mask = cv2.subtract(raw_mask, lit_mask)
                 delta = self._percent(changed_mask)
                 ignored = "local_light" if delta <= s.threshold else None
-        if delta > s.threshold and s.shake:
+        if delta > s.threshold and s.shake and spread_out(changed_mask):
             shift = global_shift(previous, current)
             if shift is not None:
                 steadied = self._changed_mask(steadied_difference(current, previous, *shift), pixel_threshold)
