@@ -5,6 +5,7 @@ The parts are the scripts of bench/, each also runnable alone:
   ceiling     capture -> gateway -> viewer at the fastest rate capture paces at, next to the bare work
   capture     capture's CPU per frame, passed through against decoded and encoded
   detector    the detector's cost per frame against the original approach
+  conditions  the detector in hard conditions (low light, lamps, shake, rain) against the original approach
   recorder    the recorder's cost per frame, and the x264 preset table
   fanout      the gateway with 1 to 100 viewers, a quarter of them slow
 By default each part gets short durations so that the suite takes a few minutes; --full runs each
@@ -50,6 +51,7 @@ PARTS = (
     Part("ceiling", ("--seconds", "4")),
     Part("capture", ("--frames", "60")),
     Part("detector", ("--seconds", "12", "--repeats", "1")),  # 12 s: the walker comes and goes
+    Part("conditions", ()),
     Part("recorder", ("--frames", "60")),
     Part("fanout", ("--seconds", "4")),
 )
