@@ -69,7 +69,6 @@ class Measurement:
 
     delta: float
     changed: float
-    lightswitch: bool
     significant: bool
     boxes: list[Box]
     pixel_threshold: float = 0.0
@@ -163,7 +162,7 @@ class FrameDiffer:
             self._noise.update(cv2.sumElems(difference)[0] / self._valid_count)
         boxes = self._boxes(changed_mask) if significant else []
         f = self._factor
-        return Measurement(round(delta, 3), round(changed, 3), ignored == "lightswitch", significant, boxes,
+        return Measurement(round(delta, 3), round(changed, 3), significant, boxes,
                            round(pixel_threshold, 1), ignored, round(lit, 3),
                            None if shift is None else (round(shift[0] * f, 1), round(shift[1] * f, 1)))
 
