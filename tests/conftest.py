@@ -17,10 +17,22 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody listens on, never one this test session handed out before.
+
+    The kernel may give the same free port to two binds in a row once the first socket is closed;
+    two endpoints of one test on one port made a stage fail to bind (once in CI).
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def clean_env(**overrides: str) -> dict[str, str]:

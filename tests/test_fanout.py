@@ -11,7 +11,6 @@ import asyncio
 import base64
 import http.client
 import json
-import logging
 import os
 import socket
 import threading
@@ -22,16 +21,12 @@ from pathlib import Path
 import pytest
 import zmq
 
-from pipeline import bus, gateway
-from pipeline.config import Config
+from pipeline import bus
 from pipeline.httpd import live
-from pipeline.hub import Hub
-from pipeline.library import Library
 from pipeline.protocol import Frame, frame_topic
-from tests.conftest import Ports, Stage, free_port, wait_for
-from tests.test_live import LiveClient, gateway_up
+from tests.conftest import Ports, Stage, wait_for
+from tests.test_live import LiveClient, gateway_app, gateway_up
 
-log = logging.getLogger(__name__)
 STALLED_RCVBUF = 4096
 
 
@@ -269,11 +264,7 @@ def test_each_frame_is_made_once_for_all_viewers_and_every_message_size_is_frame
     jpegs = [b"\xff\xd8" + os.urandom(size) + b"\xff\xd9" for size in (10, 120, 124, 1000, 65531, 65532, 300_000)]
 
     async def scenario() -> tuple[list[list[bytes]], list[list[bytes]]]:
-        hub = Hub()
-        app = gateway.make_app(hub, Library(tmp_path), gateway.make_guard(Config()), 20, bus.Decoder(log))
-        port = free_port()
-        server = app.listen(port, "127.0.0.1")
-        try:
+        with gateway_app(tmp_path, viewers_per_client=20) as (hub, port):
             sockets = [await LiveClient.connect(port) for _ in range(5)]
             streams = [await asyncio.to_thread(_open_mjpeg, port) for _ in range(3)]
             await asyncio.sleep(0.2)
@@ -289,10 +280,8 @@ def test_each_frame_is_made_once_for_all_viewers_and_every_message_size_is_frame
                     got.append(await asyncio.to_thread(_read_part, response))
             for client in sockets:
                 client.conn.close()
-            return websocket_got, mjpeg_got
-        finally:
-            server.stop()
             hub.close()
+            return websocket_got, mjpeg_got
 
     websocket_got, mjpeg_got = asyncio.run(scenario())
     assert all(got == jpegs for got in websocket_got)
@@ -324,25 +313,21 @@ def test_an_http_1_0_mjpeg_client_gets_plain_parts_and_the_gateway_stops_cleanly
     jpegs = [b"\xff\xd8" + bytes([n]) * 5000 + b"\xff\xd9" for n in range(3)]
 
     async def scenario() -> tuple[bytes, list[bytes], bytes]:
-        hub = Hub()
-        app = gateway.make_app(hub, Library(tmp_path), gateway.make_guard(Config()), 8, bus.Decoder(log))
-        port = free_port()
-        server = app.listen(port, "127.0.0.1")
-        reader = RawReader(await asyncio.to_thread(raw_connection, port, mjpeg_request(port, "1.0")))
-        try:
-            head = await asyncio.to_thread(reader.until, b"\r\n\r\n")
-            await asyncio.sleep(0.1)
-            got = []
-            parts = reader.mjpeg_parts()
-            for seq, jpeg in enumerate(jpegs):
-                hub.publish_frame(Frame("cam0", seq, time.time(), 64, 48, False, jpeg))
-                got.append((await asyncio.to_thread(next, parts))[1])
-            hub.close()  # as the gateway does when it stops: the stream ends
-            rest = await asyncio.to_thread(reader.sock.recv, 100)
-            return head, got, rest
-        finally:
-            reader.sock.close()
-            server.stop()
+        with gateway_app(tmp_path) as (hub, port):
+            reader = RawReader(await asyncio.to_thread(raw_connection, port, mjpeg_request(port, "1.0")))
+            try:
+                head = await asyncio.to_thread(reader.until, b"\r\n\r\n")
+                await asyncio.sleep(0.1)
+                got = []
+                parts = reader.mjpeg_parts()
+                for seq, jpeg in enumerate(jpegs):
+                    hub.publish_frame(Frame("cam0", seq, time.time(), 64, 48, False, jpeg))
+                    got.append((await asyncio.to_thread(next, parts))[1])
+                hub.close()  # as the gateway does when it stops: the stream ends
+                rest = await asyncio.to_thread(reader.sock.recv, 100)
+                return head, got, rest
+            finally:
+                reader.sock.close()
 
     head, got, rest = asyncio.run(scenario())
     assert head.startswith(b"HTTP/1.1 200") and b"chunked" not in head.lower()
@@ -352,11 +337,7 @@ def test_an_http_1_0_mjpeg_client_gets_plain_parts_and_the_gateway_stops_cleanly
 
 def test_a_websocket_viewer_is_closed_with_1001_when_the_gateway_stops(tmp_path: Path) -> None:
     async def scenario() -> int | None:
-        hub = Hub()
-        app = gateway.make_app(hub, Library(tmp_path), gateway.make_guard(Config()), 8, bus.Decoder(log))
-        port = free_port()
-        server = app.listen(port, "127.0.0.1")
-        try:
+        with gateway_app(tmp_path) as (hub, port):
             client = await LiveClient.connect(port)
             hub.publish_frame(Frame("cam0", 0, time.time(), 64, 48, False, b"\xff\xd8\xff\xd9"))
             await client.next_frame()
@@ -364,8 +345,6 @@ def test_a_websocket_viewer_is_closed_with_1001_when_the_gateway_stops(tmp_path:
             while await asyncio.wait_for(client.conn.read_message(), 5) is not None:
                 pass
             return client.conn.close_code
-        finally:
-            server.stop()
 
     assert asyncio.run(scenario()) == 1001
 

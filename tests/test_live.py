@@ -6,17 +6,24 @@ import asyncio
 import base64
 import http.client
 import json
+import logging
 import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import cv2
 import numpy as np
 import tornado.websocket
 
-from tests.conftest import Ports, Stage, wait_for
+from pipeline import bus, gateway
+from pipeline.config import Config
+from pipeline.hub import Hub
+from pipeline.library import Library
+from tests.conftest import Ports, Stage, free_port, wait_for
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:
@@ -201,3 +208,17 @@ def test_a_stalled_client_does_not_slow_the_others(start_stage: Callable[..., St
         for sock in stalled:
             sock.close()
     assert received >= 0.75 * 15 * 4, f"a reading client got only {received} frames in 4 s at 15 fps"
+
+
+@contextmanager
+def gateway_app(folder: Path, viewers_per_client: int = 8) -> Iterator[tuple[Hub, int]]:
+    """The gateway's web app on a free loopback port in this event loop, its hub fed by the test instead of ZeroMQ."""
+    hub = Hub()
+    app = gateway.make_app(hub, Library(folder), gateway.make_guard(Config()), viewers_per_client,
+                           bus.Decoder(logging.getLogger(__name__)))
+    port = free_port()
+    server = app.listen(port, "127.0.0.1")
+    try:
+        yield hub, port
+    finally:
+        server.stop()

@@ -24,14 +24,11 @@ import numpy as np
 import pytest
 import zmq
 
-from pipeline import bus, gateway
-from pipeline.config import Config
-from pipeline.hub import Hub
-from pipeline.library import Library
+from pipeline import bus
 from pipeline.protocol import Event, Frame, event_topic
 from tests.conftest import Ports, Stage, free_port, wait_for
 from tests.test_hostile_bus import rss_mb
-from tests.test_live import LiveClient, gateway_listening, gateway_up, http_get
+from tests.test_live import LiveClient, gateway_app, gateway_listening, gateway_up, http_get
 
 log = logging.getLogger(__name__)
 
@@ -224,11 +221,7 @@ def test_a_live_view_whose_sender_fails_is_closed_so_the_page_reconnects(tmp_pat
     """Whatever breaks the sending of one message, the page must not be left with an open, silent socket."""
 
     async def scenario() -> int | None:
-        hub = Hub()
-        app = gateway.make_app(hub, Library(tmp_path), gateway.make_guard(Config()), 8, bus.Decoder(log))
-        port = free_port()
-        server = app.listen(port, "127.0.0.1")
-        try:
+        with gateway_app(tmp_path) as (hub, port):
             client = await LiveClient.connect(port)
             hub.publish_frame(Frame("cam0", 0, time.time(), 640, 480, False, cv2.imencode(
                 ".jpg", np.zeros((480, 640, 3), np.uint8))[1].tobytes()))
@@ -238,8 +231,6 @@ def test_a_live_view_whose_sender_fails_is_closed_so_the_page_reconnects(tmp_pat
             while await asyncio.wait_for(client.conn.read_message(), 5) is not None:
                 pass
             return client.conn.close_code
-        finally:
-            server.stop()
 
     assert asyncio.run(scenario()) == 1011
 
