@@ -54,6 +54,11 @@ def parse_name(name: str) -> tuple[str, float] | None:
     return match.group(2), start.timestamp()
 
 
+def _camera_of(name: str) -> str | None:
+    parsed = parse_name(name)
+    return None if parsed is None else parsed[0]
+
+
 def _starts_within(name: str, since: float | None, until: float | None) -> bool:
     parsed = parse_name(name)
     if parsed is None:
@@ -205,15 +210,18 @@ class Library:
         return self.page(limit=None)[0]
 
     def page(
-        self, limit: int | None, before: str | None = None, since: float | None = None, until: float | None = None
+        self, limit: int | None, before: str | None = None, since: float | None = None, until: float | None = None,
+        camera: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Sidecars newest first: older than the name ``before``, started in [since, until), at most
-        ``limit``; and the name to pass as ``before`` for the next page (None on the last one).
+        """Sidecars newest first: of ``camera`` (or every camera), older than the name ``before``, started
+        in [since, until), at most ``limit``; and the name to pass as ``before`` for the next page (None
+        on the last one).
 
-        Names carry the start time, so filtering and paging read only the sidecars returned.
+        Names carry the camera and the start time, so filtering and paging read only the sidecars returned.
         """
         names = [name for name in reversed(self._names())
-                 if (before is None or name < before) and _starts_within(name, since, until)]
+                 if (before is None or name < before) and _starts_within(name, since, until)
+                 and (camera is None or _camera_of(name) == camera)]
         found = []
         for name in names[:limit]:
             sidecar = self.get(name)

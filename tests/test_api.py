@@ -21,16 +21,16 @@ def request(port: int, method: str, path: str) -> tuple[int, dict]:
     return response.status, json.loads(response.read())
 
 
-def prepare(ports: Ports, starts: list[float]) -> list[str]:
+def prepare(ports: Ports, starts: list[float], camera: str = "cam0") -> list[str]:
     """Recordings with the given start times (their video is a stand-in: the API only lists files)."""
     library = Library(ports.recordings)
-    ports.recordings.mkdir()
+    ports.recordings.mkdir(exist_ok=True)
     names = []
     for start in starts:
-        name = recording_name("cam0", start)
+        name = recording_name(camera, start)
         part = library.part_path(name)
         part.write_bytes(b"\0" * 1000)
-        library.publish(name, part, b"\xff\xd8\xff\xd9", {"camera": "cam0", "start": start, "duration": 3.0,
+        library.publish(name, part, b"\xff\xd8\xff\xd9", {"camera": camera, "start": start, "duration": 3.0,
                                                          "cut_short": False})
         names.append(name)
     return names
@@ -73,6 +73,23 @@ def test_listing_pages_filters_gets_and_deletes(start_stage: Callable[..., Stage
         assert status == 404 and body["status"] == 404 and names[2] in body["error"]
     status, body = request(ports.http, "DELETE", "/api/recordings/..%2F..%2Fpyproject.toml")
     assert status == 404
+
+
+def test_the_listing_of_one_camera_holds_its_recordings_only(start_stage: Callable[..., Stage], ports: Ports) -> None:
+    day = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
+    front = prepare(ports, [day + 60 * i for i in range(3)])
+    garden = prepare(ports, [day + 30 + 60 * i for i in range(2)], camera="garden")
+    start_stage("gateway")
+    wait_for(gateway_listening(ports.http), 15, "the gateway")
+
+    status, body = request(ports.http, "GET", "/api/recordings?camera=garden")
+    assert status == 200 and [r["name"] for r in body["recordings"]] == garden[::-1] and body["next"] is None
+    status, body = request(ports.http, "GET", "/api/recordings?camera=cam0&limit=2")
+    assert [r["name"] for r in body["recordings"]] == front[:0:-1] and body["next"] == front[1]
+    status, body = request(ports.http, "GET", "/api/recordings")
+    assert len(body["recordings"]) == 5
+    status, body = request(ports.http, "GET", "/api/recordings?camera=no%20such%20id")
+    assert status == 400 and "camera" in body["error"]
 
 
 def test_hostile_sidecars_beside_good_recordings_leave_the_listing_whole(

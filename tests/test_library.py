@@ -546,3 +546,14 @@ def test_recover_of_a_part_cut_mid_fragment_has_a_thumbnail(tmp_path: Path) -> N
     assert [s["name"] for s in saved] == [name]
     assert 1.0 <= saved[0]["duration"] <= 2.6
     assert saved[0]["thumbnail"] == f"{name}.jpg"
+
+
+def test_a_page_of_one_camera_holds_only_its_recordings_and_pages_within_them(tmp_path: Path) -> None:
+    library = Library(tmp_path)
+    names = [add_recording(library, camera, T0 + 10 * i) for i, camera in enumerate(("cam0", "cam1") * 3)]
+    cam1 = [name for name in names if name.endswith("_cam1")][::-1]
+    page, cursor = library.page(limit=2, camera="cam1")
+    assert [r["name"] for r in page] == cam1[:2] and cursor == cam1[1]
+    page, cursor = library.page(limit=2, before=cursor, camera="cam1")
+    assert [r["name"] for r in page] == cam1[2:] and cursor is None
+    assert library.page(limit=10, camera="cam") == ([], None), "a camera id is matched whole, not as a prefix"

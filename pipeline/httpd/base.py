@@ -32,6 +32,7 @@ from tornado.escape import url_escape
 
 from pipeline.httpd.auth import SESSION_DAYS, Credentials, FailedLogins
 from pipeline.httpd.hosts import HostPolicy
+from pipeline.protocol import ProtocolError, check_camera_id
 from pipeline.ratelog import RateLimitedLog
 
 log = logging.getLogger("camserver.gateway")
@@ -194,3 +195,14 @@ class GuardedStatic(Guarded, tornado.web.StaticFileHandler):
 
 class GuardedSocket(Guarded, tornado.websocket.WebSocketHandler):
     """A WebSocket behind the same checks; Tornado refuses foreign Origins after ``prepare``."""
+
+
+def camera_argument(handler: tornado.web.RequestHandler) -> str | None:
+    """The ``?camera=`` of a request, checked; HTTPError 400 for an id no camera can have."""
+    camera = handler.get_argument("camera", None)
+    if camera is None:
+        return None
+    try:
+        return check_camera_id(camera)
+    except ProtocolError as exc:
+        raise tornado.web.HTTPError(400, str(exc)) from None

@@ -32,9 +32,9 @@ import tornado.iostream
 import tornado.web
 import tornado.websocket
 
-from pipeline.httpd.base import Guarded, GuardedSocket
+from pipeline.httpd.base import Guarded, GuardedSocket, camera_argument
 from pipeline.hub import EVENT_BACKLOG, MAX_CAMERAS, Hub
-from pipeline.protocol import Event, Frame, ProtocolError, check_camera_id
+from pipeline.protocol import Event, Frame
 
 STATUS_EVERY_S = 1.0
 MJPEG_BOUNDARY = "camserverframe"
@@ -44,17 +44,6 @@ UNSENT_BYTES = 32 * 1024
 # Why a viewer ended: the hub let go of it, its client's socket is gone, or sending to it failed (a bug).
 Ending = Literal["closed", "lost", "failed"]
 Message = TypeVar("Message", Frame, Event)
-
-
-def camera_argument(handler: tornado.web.RequestHandler) -> str | None:
-    """The ``?camera=`` of a request, checked; HTTPError 400 for an id no camera can have."""
-    camera = handler.get_argument("camera", None)
-    if camera is None:
-        return None
-    try:
-        return check_camera_id(camera)
-    except ProtocolError as exc:
-        raise tornado.web.HTTPError(400, str(exc)) from None
 
 
 class StreamQuota:

@@ -8,7 +8,7 @@ from typing import Any
 
 import tornado.web
 
-from pipeline.httpd.base import Guarded, GuardedStatic, log
+from pipeline.httpd.base import Guarded, GuardedStatic, camera_argument, log
 from pipeline.library import Library
 
 MAX_PAGE = 500
@@ -31,7 +31,8 @@ class RecordingList(Guarded):
         if not 1 <= limit <= MAX_PAGE:
             raise tornado.web.HTTPError(400, f"limit must be between 1 and {MAX_PAGE}")
         recordings, cursor = self.library.page(limit, self.get_argument("before", None),
-                                               self._number("from", float, None), self._number("to", float, None))
+                                               self._number("from", float, None), self._number("to", float, None),
+                                               camera_argument(self))
         self.set_header("Cache-Control", "no-store")
         self.finish({"recordings": [with_urls(r) for r in recordings], "next": cursor})
 
