@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -98,12 +99,24 @@ class Config:
 
 
 def parse_source(text: str) -> Source:
-    """``auto``, ``demo``, a webcam index, an rtsp/http(s) URL or an existing video file."""
+    """``auto``, ``demo``, a webcam index or device path, an rtsp/http(s) URL or an existing video file.
+
+    A device path such as /dev/v4l/by-id/usb-...-video-index0 names the same camera after every
+    reboot, where indexes can swap between two USB cameras.
+    """
     text = text.strip()
     if text in ("auto", "demo"):
         return Source(text)
     if text.isdigit():
         return Source("webcam", int(text))
+    if text.startswith("/dev/"):
+        try:
+            device = os.stat(text)  # follows the by-id and by-path symlinks to the device itself
+        except OSError:
+            raise ValueError(f"no such video device {text} (is the camera plugged in?)") from None
+        if not stat.S_ISCHR(device.st_mode):
+            raise ValueError(f"{text} is not a video device")
+        return Source("webcam", text)
     if re.match(r"(rtsps?|https?)://.+", text, re.IGNORECASE):
         return Source("url", text)
     if "://" in text:
@@ -283,7 +296,8 @@ OPTIONS: dict[str, Option] = {
     option.name: option
     for option in (
         Option("camera", _camera, "camera id, used in topics, file names and URLs", "cam0"),
-        Option("source", parse_source, "auto, demo, a webcam index (0), a video file or an rtsp/http(s) URL", "auto"),
+        Option("source", parse_source, "auto, demo, a webcam index (0) or device (/dev/v4l/by-id/...), a video file "
+               "or an rtsp/http(s) URL", "auto"),
         Option("fps", _number(float, 0.1, 120), "frames per second to publish", "10; video files: their own rate"),
         Option("width", _number(int, 16, 7680, even=True),
                "largest frame width: a larger picture is scaled down, keeping its shape; set both or neither",

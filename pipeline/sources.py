@@ -269,9 +269,10 @@ def camera_pictures(target: int | str, width: int, height: int,
 
 
 def open_live(target: int | str, width: int, height: int) -> cv2.VideoCapture:
-    """Open a webcam asking for our size and the shortest driver queue, or a network stream."""
-    cap = cv2.VideoCapture(target)
-    if isinstance(target, int):
+    """Open a webcam (an index or a device path) asking for our size and the shortest driver queue, or a stream."""
+    webcam = isinstance(target, int) or target.startswith("/dev/")
+    cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if isinstance(target, str) and webcam else cv2.VideoCapture(target)
+    if webcam:
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
@@ -291,14 +292,14 @@ def open_source(cfg: Config) -> FrameSource:
         url = str(source.target)
         return LiveSource(f"MJPEG stream {mask_url(url)} (passed through)", lambda: stream_jpegs(url))
     if source.kind in ("webcam", "auto"):
-        index = source.target if isinstance(source.target, int) else 0
-        device, fps = f"/dev/video{index}", cfg.fps or DEFAULT_FPS
+        webcam = source.target if isinstance(source.target, int | str) else 0
+        device, fps = webcam if isinstance(webcam, str) else f"/dev/video{webcam}", cfg.fps or DEFAULT_FPS
         if has_mjpeg_mode(device, width, height, fps):
-            return LiveSource(f"webcam {index} ({device}, MJPG passed through)",
+            return LiveSource(f"webcam {webcam} ({device}, MJPG passed through)",
                               lambda: webcam_jpegs(device, width, height, fps))
-        first = open_live(index, width, height)
+        first = open_live(webcam, width, height)
         if source.kind == "webcam" or (first.isOpened() and first.read()[0]):
-            return LiveSource(f"webcam {index}", camera_pictures(index, width, height, first))
+            return LiveSource(f"webcam {webcam}", camera_pictures(webcam, width, height, first))
         first.release()
         log.warning("no webcam found (source auto): streaming the built-in DEMO SCENE instead, not a real camera")
         return DemoSource(width, height, cfg.seed)

@@ -49,6 +49,7 @@ def test_sources(tmp_path: Path) -> None:
     parse = lambda text: load("t", ("source",), "", argv=["--source", text], environ={}).source  # noqa: E731
     assert parse("demo") == Source("demo")
     assert parse("0") == Source("webcam", 0)
+    assert parse("/dev/null") == Source("webcam", "/dev/null"), "a device path (here the one sure to exist)"
     assert parse("rtsp://cam.local/stream") == Source("url", "rtsp://cam.local/stream")
     assert parse("http://other:8100/stream.mjpg") == Source("url", "http://other:8100/stream.mjpg")
     assert parse(str(video)) == Source("file", str(video))
@@ -92,6 +93,8 @@ def test_several_endpoints() -> None:
         (["--events", "tcp://127.0.0.1"], {}, "invalid --events value 'tcp://127.0.0.1'"),
         (["--source", "/no/such/file.mp4"], {}, "invalid --source value '/no/such/file.mp4': no such video file"),
         (["--source", "ftp://x/y"], {}, "invalid --source value 'ftp://x/y': URLs must be"),
+        (["--source", "/dev/video97"], {}, "invalid --source value '/dev/video97': no such video device /dev/video97"),
+        (["--source", "/dev/shm"], {}, "invalid --source value '/dev/shm': /dev/shm is not a video device"),
         ([], {"CAMSERVER_LOOP": "maybe"}, "invalid CAMSERVER_LOOP value 'maybe'"),
         (["--log-level", "loud"], {}, "invalid --log-level value 'loud'"),
         (["--threshold", "0"], {}, "invalid --threshold value '0': must be between"),

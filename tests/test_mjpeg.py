@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.mjpeg import STANDARD_TABLES, with_huffman_tables
 from pipeline.sources import has_mjpeg_mode
-from tests.conftest import Ports, Stage
+from tests.conftest import Ports, Stage, wait_for
 from tests.test_capture import collect
 from tests.test_passthrough import counts, packets, picture
 
@@ -78,3 +78,12 @@ def test_probing_for_a_webcam_mjpg_mode_where_there_is_no_webcam_says_no(tmp_pat
     not_a_camera.write_bytes(b"\0" * 1024)
     assert not has_mjpeg_mode(str(tmp_path / "video9"), 640, 480, 10)
     assert not has_mjpeg_mode(str(not_a_camera), 640, 480, 10)
+
+
+def test_a_webcam_named_by_its_device_path_is_opened_and_retried_while_it_gives_nothing(
+        start_stage: Callable[..., Stage], ports: Ports) -> None:
+    """/dev/null stands in for /dev/v4l/by-id/...: a device that opens but is no camera, so capture keeps trying."""
+    capture = start_stage("capture", "--source", "/dev/null")
+    wait_for(lambda: "webcam /dev/null gives no frames; trying again" in capture.output(), 15, "a retry")
+    assert capture.proc.poll() is None
+    assert capture.stop() == 0
