@@ -94,7 +94,7 @@ def test_several_endpoints() -> None:
         (["--source", "/no/such/file.mp4"], {}, "invalid --source value '/no/such/file.mp4': no such video file"),
         (["--source", "ftp://x/y"], {}, "invalid --source value 'ftp://x/y': URLs must be"),
         (["--source", "/dev/video97"], {}, "invalid --source value '/dev/video97': no such video device /dev/video97"),
-        (["--source", "/dev/shm"], {}, "invalid --source value '/dev/shm': /dev/shm is not a video device"),
+        (["--source", "/dev/"], {}, "invalid --source value '/dev/': /dev/ is not a video device"),
         ([], {"CAMSERVER_LOOP": "maybe"}, "invalid CAMSERVER_LOOP value 'maybe'"),
         (["--log-level", "loud"], {}, "invalid --log-level value 'loud'"),
         (["--threshold", "0"], {}, "invalid --threshold value '0': must be between"),
