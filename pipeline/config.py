@@ -5,6 +5,13 @@ one ``.env`` file (read by honcho) or one ``environment=`` line (supervisord) co
 pipeline, while a flag still overrides it for one stage. Every value is checked before a stage
 opens a socket or a camera, and a bad one stops start-up with a single line naming the flag or
 variable it came from and the value, instead of a traceback from deep inside OpenCV or ZeroMQ.
+
+Several cameras are described in a TOML file (``--config`` or CAMSERVER_CONFIG, read by
+pipeline.configfile): its top-level values are defaults for every stage and camera, a
+``[cameras.ID]`` table holds one camera's settings, and variables and flags still win over both.
+A stage of one camera (capture) takes its camera's table; the shared stages get every camera's
+settings in ``Config.cameras`` and subscribe to every camera's frames endpoint, while learning
+which cameras exist from the stream itself.
 """
 
 from __future__ import annotations
@@ -15,10 +22,11 @@ import re
 import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pipeline import configfile
 from pipeline.passwd import check_hash
 from pipeline.protocol import ProtocolError, check_camera_id
 from pipeline.redact import mask_url
@@ -29,6 +37,14 @@ DEFAULT_FPS = 10.0
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 640, 480
 # Cameras a detector or recorder keeps state for at once: a peer making up ids cannot exhaust memory.
 MAX_CAMERAS = 16
+# A config file's local cameras publish frames on consecutive loopback ports from here unless they
+# name their own endpoint: below it, 5555-5557 stay the one-camera defaults.
+FIRST_CAMERA_PORT = 5560
+# What a [cameras.ID] table may set: the camera's source and picture, its detection and its recording.
+CAMERA_OPTIONS = ("source", "fps", "width", "height", "quality", "loop", "seed", "frames", "threshold",
+                  "pixel_threshold", "min_area", "lightswitch_percent", "noise_tune", "local_light", "shake",
+                  "stable_frames", "min_motion_frames", "mask", "pre_seconds", "post_seconds",
+                  "max_recording_seconds")
 
 
 class ConfigError(ValueError):
@@ -96,6 +112,8 @@ class Config:
     max_connections: int = 200
     max_connections_per_client: int = 40
     max_viewers_per_client: int = 8
+    # Per camera of a config file, this stage's options with that camera's table applied.
+    cameras: Mapping[str, Config] = field(default_factory=dict)
 
 
 def parse_source(text: str) -> Source:
@@ -380,11 +398,11 @@ def load(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Build a stage's Config from its flags and the environment, or raise ConfigError."""
+    """Build a stage's Config from its flags, the environment and the config file, or raise ConfigError."""
     environ = os.environ if environ is None else environ
     parser = _parser(stage, names, description)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    values: dict[str, Any] = {}
+    given: dict[str, Any] = {}
     for name in names:
         option = OPTIONS[name]
         raw, origin = getattr(args, name), option.flag
@@ -394,16 +412,102 @@ def load(
             raw = args.port_positional
         if raw is None and option.env in environ:
             raw, origin = environ[option.env], option.env
-        if raw is None:
-            continue
-        if isinstance(raw, bool):
-            values[name] = raw
-            continue
+        if raw is not None:
+            given[name] = raw if isinstance(raw, bool) else _parse(option, raw, f"{origin} value")
+    path = args.config or environ.get(ENV_PREFIX + "CONFIG")
+    if not path:
+        return replace(Config(), **given)
+    return _with_file(load_file(Path(path)), names, given)
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    """A checked config file: its values parsed, at the top level and per camera."""
+
+    file: configfile.ConfigFile
+    top: dict[str, Any]
+    cameras: dict[str, dict[str, Any]]
+
+
+def load_file(path: Path) -> FileSettings:
+    """Read a config file and check every value in it, whichever stage will use it."""
+    try:
+        file = configfile.read(path, [name for name in OPTIONS if name != "camera"], CAMERA_OPTIONS)
+    except configfile.ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None
+    for camera in file.cameras:
         try:
-            values[name] = option.parse(raw)
+            check_camera_id(camera)
+        except ProtocolError as exc:
+            raise ConfigError(f"{path}: [cameras.{camera}]: {exc}") from None
+    if file.remote_frames:
+        try:
+            parse_endpoints(",".join(file.remote_frames))
         except ValueError as exc:
-            raise ConfigError(f"invalid {origin} value {option.shown(raw)}: {exc}") from None
-    return replace(Config(), **values)
+            raise ConfigError(f"{path}: remote_frames: {exc}") from None
+    return FileSettings(
+        file,
+        _file_values(file.top, path, ""),
+        {camera: _file_values(table, path, f"cameras.{camera}.") for camera, table in file.cameras.items()},
+    )
+
+
+def camera_frames(settings: FileSettings, camera: str) -> tuple[str, ...]:
+    """Where a local camera of the file publishes: its own ``frames``, or the next loopback port from 5560."""
+    if "frames" in settings.cameras[camera]:
+        return settings.cameras[camera]["frames"]
+    return (f"tcp://127.0.0.1:{FIRST_CAMERA_PORT + settings.file.local_cameras.index(camera)}",)
+
+
+def _with_file(settings: FileSettings, names: Sequence[str], given: dict[str, Any]) -> Config:
+    """Layer the file under the variables and flags: default < top level < the camera's table < variable < flag."""
+    file = settings.file
+    top = {name: value for name, value in settings.top.items() if name in names}
+
+    def layered(camera: str) -> dict[str, Any]:
+        table = {name: value for name, value in settings.cameras[camera].items() if name in names}
+        return {**top, **table, **given}
+
+    if "camera" in names:  # a stage of one camera: it takes that camera's table
+        camera = given.get("camera") or _sole_camera(file)
+        if camera is None:
+            return replace(Config(), **{**top, **given})
+        if camera not in file.cameras:
+            raise ConfigError(f"{file.path} has no [cameras.{camera}] table (cameras: {', '.join(file.cameras)})")
+        if camera in file.remote:
+            raise ConfigError(f"camera {camera} is captured on another host ({file.path}: remote = true)")
+        values = layered(camera)
+        if "frames" in names and "frames" not in given:
+            values["frames"] = camera_frames(settings, camera)
+        return replace(Config(), **{**values, "camera": camera})
+    values = {**top, **given}
+    if "frames" in names and "frames" not in given and (file.cameras or file.remote_frames):
+        endpoints = [endpoint for camera in file.local_cameras for endpoint in camera_frames(settings, camera)]
+        values["frames"] = tuple(dict.fromkeys((*endpoints, *file.remote_frames)))
+    cameras = {camera: replace(Config(), **layered(camera)) for camera in file.cameras}
+    return replace(Config(), **values, cameras=cameras)
+
+
+def _sole_camera(file: configfile.ConfigFile) -> str | None:
+    if not file.cameras:
+        return None
+    local = file.local_cameras
+    if len(local) != 1:
+        raise ConfigError(f"{file.path} lists cameras {', '.join(local)}: choose one with --camera "
+                          f"(CAMSERVER_CAMERA)")
+    return local[0]
+
+
+def _file_values(texts: Mapping[str, str], path: Path, prefix: str) -> dict[str, Any]:
+    """Parse a file's option texts, naming the file and key of a bad one."""
+    return {name: _parse(OPTIONS[name], raw, f"{path}: {prefix}{name}") for name, raw in texts.items()}
+
+
+def _parse(option: Option, raw: str, where: str) -> Any:
+    try:
+        return option.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"invalid {where} {option.shown(raw)}: {exc}") from None
 
 
 def load_or_exit(
@@ -427,8 +531,11 @@ def _parser(stage: str, names: Sequence[str], description: str) -> argparse.Argu
     parser = argparse.ArgumentParser(
         prog=f"python -m pipeline.{stage}",
         description=description,
-        epilog="Every option can also be set with the environment variable shown; a flag wins over it.",
+        epilog="Every option can also be set with the environment variable shown, or in the config file; a flag "
+               "wins over a variable, which wins over the file.",
     )
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="TOML file of settings and cameras (default: none; env CAMSERVER_CONFIG)")
     for name in names:
         option = OPTIONS[name]
         text = f"{option.help} (default: {option.default_text}; env {option.env})"

@@ -117,7 +117,8 @@ class CameraDetector:
 
 
 def run(cfg: config.Config, stop: threading.Event) -> int:
-    settings = motion_settings(cfg)
+    defaults = motion_settings(cfg)  # for a camera the config file does not name: learned from the stream
+    settings = {camera: motion_settings(own) for camera, own in cfg.cameras.items()}
     cameras: dict[str, CameraDetector] = {}
     heard: dict[str, float] = {}
     with (
@@ -147,7 +148,8 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                         notes.warning("cameras", "ignoring frames of camera %s: already detecting in %d cameras",
                                       message.camera, len(cameras))
                         continue
-                    detector = cameras[message.camera] = CameraDetector(message.camera, settings)
+                    detector = cameras[message.camera] = CameraDetector(
+                        message.camera, settings.get(message.camera, defaults))
                 heard[message.camera] = time.monotonic()
                 for event in detector.process(message):
                     publish(event)

@@ -315,8 +315,9 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                         notes.warning("cameras", "ignoring camera %s: already recording %d cameras", message.camera,
                                       len(cameras))
                         continue
+                    own = cfg.cameras.get(message.camera, cfg)  # its table in the config file, if it has one
                     recorder = cameras[message.camera] = CameraRecorder(
-                        message.camera, library, cfg.pre_seconds, cfg.post_seconds, cfg.max_recording_seconds)
+                        message.camera, library, own.pre_seconds, own.post_seconds, own.max_recording_seconds)
                     heard[message.camera] = time.monotonic()
                 if isinstance(message, Frame):
                     heard[message.camera] = time.monotonic()
