@@ -1,0 +1,180 @@
+"""Several cameras from one config file, through the real processes it asks for.
+
+Each test writes a config file on free loopback ports, starts exactly the processes
+``pipeline.procs`` lists for it (one capture per camera, one detector, recorder, gateway and
+logger), and judges what a user sees: every camera's frames at the gateway, at its own size, and
+every camera's motion recorded as its own mp4 (and only there), per-camera settings applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline import procs
+from tests.conftest import REPO, Stage, clean_env, free_port, wait_for
+from tests.test_live import decode_jpeg, http_get
+from tests.test_process_managers import children, require_repo_venv, run_would_install, stop_all
+
+RunConfig = Callable[[str], list[Stage]]
+
+
+def config_text(cameras: dict[str, str], recordings: Path, http_port: int) -> str:
+    """A config on free ports: the shared endpoints at the top, then each camera's table and frames port."""
+    text = (f'events = "tcp://127.0.0.1:{free_port()}"\nrecorder_events = "tcp://127.0.0.1:{free_port()}"\n'
+            f'port = {http_port}\nrecordings = "{recordings}"\npre_seconds = 0\npost_seconds = 0\n'
+            'stable_frames = 10\n')
+    for camera, table in cameras.items():
+        text += f'\n[cameras.{camera}]\nframes = "tcp://127.0.0.1:{free_port()}"\n{table}\n'
+    return text
+
+
+@pytest.fixture
+def run_config(tmp_path: Path) -> Iterator[RunConfig]:
+    """Start the processes a config file asks for, each as ``python -m pipeline.<stage> <its args>``."""
+    started: list[Stage] = []
+
+    def run(text: str) -> list[Stage]:
+        path = tmp_path / "cameras.toml"
+        path.write_text(text)
+        for process in procs.processes(path):
+            log_path = tmp_path / f"{process.name}.log"
+            with log_path.open("wb") as log:
+                proc = subprocess.Popen([sys.executable, "-m", f"pipeline.{process.stage}", *process.args], cwd=REPO,
+                                        env=clean_env(), stdout=log, stderr=subprocess.STDOUT)
+            started.append(Stage(process.name, proc, log_path))
+        return started
+
+    yield run
+    for stage in started:
+        if stage.proc.poll() is None:
+            stage.proc.kill()
+        stage.proc.wait(5)
+
+
+def snapshot_shape(port: int, camera: str) -> tuple[int, ...] | None:
+    try:
+        status, headers, body = http_get(port, f"/snapshot.jpg?camera={camera}")
+    except OSError:
+        return None
+    if status != 200 or headers.get("X-Camserver-Camera") != camera:
+        return None
+    return decode_jpeg(body).shape
+
+
+def recordings_of(port: int, camera: str) -> list[dict]:
+    status, _, body = http_get(port, f"/api/recordings?camera={camera}")
+    return json.loads(body)["recordings"] if status == 200 else []
+
+
+def assert_one_recording_each(port: int, cameras: list[str], recordings: Path, timeout: float) -> None:
+    """Every camera's visit saved as its own recording, whose sidecar and video name that camera."""
+    wait_for(lambda: all(recordings_of(port, camera) for camera in cameras), timeout,
+             f"a recording of each of {cameras}")
+    for camera in cameras:
+        for recording in recordings_of(port, camera):
+            assert recording["camera"] == camera
+            video = recordings / Path(recording["video_url"]).name
+            assert video.stat().st_size > 1000 and camera in video.name
+
+
+def test_four_demo_cameras_stream_and_record_each_on_its_own(tmp_path: Path, run_config: RunConfig) -> None:
+    port, recordings = free_port(), tmp_path / "recordings"
+    sizes = {"porch": (320, 240), "yard": (256, 192), "shed": (320, 180), "drive": (224, 168)}
+    stages = run_config(config_text({camera: f'source = "demo"\nseed = {i}\nwidth = {w}\nheight = {h}\nfps = 8'
+                                     for i, (camera, (w, h)) in enumerate(sizes.items())}, recordings, port))
+    assert [s.name for s in stages] == ["capture-porch", "capture-yard", "capture-shed", "capture-drive", "detector",
+                                        "recorder", "gateway", "logger"]
+    for camera, (w, h) in sizes.items():
+        wait_for(lambda c=camera, w=w, h=h: snapshot_shape(port, c) == (h, w, 3), 20, f"{camera}'s frames")
+    assert_one_recording_each(port, list(sizes), recordings, 25)
+    logger = next(s for s in stages if s.name == "logger")
+    for camera in sizes:
+        assert f"{camera} motion_start seq=" in logger.output() and f"{camera} recording_saved" in logger.output()
+    assert all(s.proc.poll() is None for s in stages), [s.output() for s in stages if s.proc.poll() is not None]
+
+
+def square_clip(path: Path) -> None:
+    """A still grey scene that a white square crosses from frame 10 to 40 of 80, in its left half."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for i in range(80):
+        image = np.full((240, 320, 3), 90, np.uint8)
+        if 10 <= i < 40:
+            x = 10 + (i - 10) * 4
+            image[100:140, x:x + 40] = 255
+        writer.write(image)
+    writer.release()
+
+
+def test_two_file_sources_keep_their_own_detection_settings(tmp_path: Path, run_config: RunConfig) -> None:
+    """The same clip on two cameras: the one whose mask hides the square's path records nothing."""
+    clip, port, recordings = tmp_path / "square.avi", free_port(), tmp_path / "recordings"
+    square_clip(clip)
+    stages = run_config(config_text({
+        "left": f'source = "{clip}"\nloop = true',
+        "masked": f'source = "{clip}"\nloop = true\nmask = [[0, 80, 200, 80]]',
+    }, recordings, port))
+    for camera in ("left", "masked"):
+        wait_for(lambda c=camera: snapshot_shape(port, c) == (240, 320, 3), 20, f"{camera}'s frames")
+    assert_one_recording_each(port, ["left"], recordings, 25)
+    assert recordings_of(port, "masked") == []
+    logged = next(s for s in stages if s.name == "logger").output()
+    assert "left motion_start seq=" in logged and "masked motion_start" not in logged, logged
+
+
+def test_run_starts_every_camera_of_the_config_and_each_fails_alone(tmp_path: Path) -> None:
+    """`CAMSERVER_CONFIG=cameras.toml ./run`: one supervised capture per camera; killing one leaves the other."""
+    require_repo_venv()
+    if run_would_install():
+        pytest.skip("./run would install into .venv first: run ./run or ./run tests once")
+    port, recordings = free_port(), tmp_path / "recordings"
+    path = tmp_path / "cameras.toml"
+    path.write_text(config_text({"porch": 'source = "demo"\nwidth = 320\nheight = 240',
+                                 "yard": 'source = "demo"\nseed = 5\nwidth = 256\nheight = 192'}, recordings, port))
+    (tmp_path / "empty.env").write_text("")
+    env = clean_env(CAMSERVER_CONFIG=str(path), CAMSERVER_ENV_FILE=str(tmp_path / "empty.env"),
+                    CAMSERVER_SUPERVISOR_DIR=str(tmp_path / "supervisor"))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    with (tmp_path / "run.log").open("wb") as log:
+        manager = subprocess.Popen([str(REPO / "run")], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        wait_for(lambda: snapshot_shape(port, "porch") == (240, 320, 3), 30, "porch's frames")
+        wait_for(lambda: snapshot_shape(port, "yard") == (192, 256, 3), 10, "yard's frames")
+        porch = next(pid for pid, command in children(manager.pid).items() if "--camera porch" in command)
+        yard_before = frame_seq(port, "yard")
+        os.kill(porch, signal.SIGKILL)
+        killed = time.time()
+        wait_for(lambda: frame_seq(port, "yard") > yard_before + 20, 10, "yard's frames going on")
+        wait_for(lambda: frame_ts(port, "porch") > killed, 15, "porch back after kill -9")
+        manager.send_signal(signal.SIGTERM)
+        code = manager.wait(30)
+    finally:
+        stop_all(manager)
+    output = (tmp_path / "run.log").read_text(errors="replace")
+    assert code == 0, output
+    assert "exited: capture-porch (terminated by SIGKILL; not expected)" in output, output
+    assert "exited: capture-yard" not in output, output
+    for name in ("capture-porch", "capture-yard", "detector", "recorder", "gateway", "logger"):
+        assert f"stopped: {name} (exit status 0)" in output, output
+
+
+def frame_seq(port: int, camera: str) -> int:
+    return int(http_get(port, f"/snapshot.jpg?camera={camera}")[1].get("X-Camserver-Seq", -1))
+
+
+def frame_ts(port: int, camera: str) -> float:
+    try:
+        return float(http_get(port, f"/snapshot.jpg?camera={camera}")[1].get("X-Camserver-Ts", 0))
+    except OSError:
+        return 0.0
