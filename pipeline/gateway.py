@@ -18,7 +18,13 @@ with a password set, only /healthz and /login answer without one. Routes:
     GET /recordings/F   a recording's files, with HTTP Range (browsers seek with it)
     GET /static/F       the page's scripts and styles
 
-Every route takes ``?camera=ID``; without it, the first camera that sent a frame is shown.
+Every route takes ``?camera=ID``; without it, the first camera that sent a frame is shown (or, for the
+recordings, every camera's). An id no camera can have is 400; a camera the gateway has not seen is 404
+on /snapshot.jpg, /healthz and /api/status, and waited for on the live streams; a recording or file of
+another camera than ``?camera=`` is 404. ``/healthz?camera=ID`` is that camera's health alone (200 while
+it sends frames, 503 once silent, 404 unknown). The page's tiles share one WebSocket, ``/webcam?watch=``,
+which sends the frames of the tiles on screen only. Details in pipeline/httpd/status.py, live.py and
+recordings.py.
 """
 
 from __future__ import annotations
@@ -123,7 +129,7 @@ def make_app(hub: Hub, library: Library, guard: Guard, viewers_per_client: int,
             (r"/snapshot\.jpg", Snapshot, {"hub": hub}),
             (r"/stream\.mjpg", MjpegStream, live),
             (r"/healthz", Health, {"hub": hub}),
-            (r"/api/recordings", RecordingList, {"library": library}),
+            (r"/api/recordings", RecordingList, {"library": library, "hub": hub}),
             (r"/api/recordings/([^/]+)", Recording, {"library": library}),
             (r"/api/status", Status, {"hub": hub, "library": library, "decoder": decoder}),
             (r"/recordings/([^/]+)", RecordingFile, {"path": str(library.root)}),

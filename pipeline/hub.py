@@ -8,6 +8,12 @@ live routes' viewers write it to their socket there and then when the socket is 
 costs no task switch per viewer (pipeline/httpd/live.py); ``Viewer`` here is the mailbox kind, which
 a task awaits. Nothing here touches sockets or clocks of its own, so it is tested frame by frame.
 
+A viewer watches one camera (or whichever is the default), or, added with ``watch``, exactly the
+cameras it names: a page of tiles asks for the frames of the tiles on screen only and changes that
+set as they scroll in and out (``Hub.watch``), so a paused tile costs nothing here. Such a viewer
+gets the events of every camera (of its own only, when it has one). Viewers are kept per camera
+they watch, so a frame is handed to its camera's viewers without looking at anybody else's.
+
 State is per camera and freed: a camera that sent a frame or two and fell silent (a stray or
 made-up id on the bus) is forgotten after OFFLINE_AFTER_S and never counts for health; one that
 streamed for ESTABLISHED_AFTER_S counts until it has been silent for FORGET_AFTER_S. Stages are
@@ -20,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter, deque
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -40,6 +46,8 @@ MAX_CAMERAS = 64
 PRUNE_EVERY_S = 1.0
 RATE_WINDOW_S = 2.0
 EVENT_BACKLOG = 200
+# The key under which viewers of every camera's events are kept; no camera id can be "*".
+ALL_CAMERAS = "*"
 
 
 class RateMeter:
@@ -85,7 +93,11 @@ class CameraState:
 
 
 class Watcher(Protocol):
-    """What the hub needs of a viewer: which camera it watches, and where to put what happens."""
+    """What the hub needs of a viewer: which camera it watches, and where to put what happens.
+
+    A viewer added with ``watch`` gets frames of several cameras through ``offer_frame``, so it must
+    keep the newest frame of each camera, not one for all.
+    """
 
     camera: str | None
     wants_events: bool
@@ -146,7 +158,11 @@ class Hub:
         self._clock = clock
         self.cameras: dict[str, CameraState] = {}
         self.viewers: set[Watcher] = set()
-        self._watching: Counter[str | None] = Counter()  # viewers per camera they asked for (None: the default)
+        # camera -> viewers of its frames (None: of whichever camera is the default), and camera -> viewers of
+        # its events (None: the default's, ALL_CAMERAS: every camera's); each viewer's keys in _routes.
+        self._frames_to: dict[str | None, set[Watcher]] = {}
+        self._events_to: dict[str | None, set[Watcher]] = {}
+        self._routes: dict[Watcher, tuple[frozenset[str | None], str | None]] = {}
         self.stage_at: dict[str, float] = {}
         self._pruned_at = float("-inf")
 
@@ -160,21 +176,46 @@ class Hub:
         """A new mailbox viewer of ``camera`` (None: the default camera), handed the newest frame if live."""
         return self.add(Viewer(camera, wants_events))
 
-    def add(self, viewer: W) -> W:
-        """Route frames (and events) to ``viewer`` from now on, starting with the newest frame if live."""
+    def add(self, viewer: W, watch: Iterable[str] | None = None) -> W:
+        """Route frames (and events) to ``viewer`` from now on, starting with the newest frame if live.
+
+        Without ``watch``, the frames and events of ``viewer.camera`` (None: the default camera); with
+        it, the frames of exactly those cameras (see ``watch``).
+        """
         self.viewers.add(viewer)
-        self._watching[viewer.camera] += 1
+        if watch is not None:
+            self._route(viewer, frozenset(), ALL_CAMERAS if viewer.camera is None else viewer.camera)
+            self.watch(viewer, watch)
+            return viewer
+        self._route(viewer, frozenset({viewer.camera}), viewer.camera)
         state = self.cameras.get(viewer.camera or self.default_camera() or "")
         if state is not None and state.online(self._clock()):
             viewer.offer_frame(state.frame)
         return viewer
 
+    def watch(self, viewer: Watcher, cameras: Iterable[str]) -> None:
+        """Send ``viewer`` the frames of exactly ``cameras`` from now on (none: no frames at all).
+
+        A camera it did not watch before is handed its newest frame at once if live, so a tile
+        that scrolls back into view shows the picture without waiting for the next frame.
+        Cameras not seen yet may be named: their frames come once they stream.
+        """
+        route = self._routes.get(viewer)
+        if route is None:
+            return
+        before, events = route
+        after = frozenset(cameras)
+        self._route(viewer, after, events)
+        now = self._clock()
+        for name in after - before:
+            state = self.cameras.get(name or "")
+            if state is not None and state.online(now):
+                viewer.offer_frame(state.frame)
+
     def detach(self, viewer: Watcher) -> None:
         if viewer in self.viewers:
             self.viewers.discard(viewer)
-            self._watching[viewer.camera] -= 1
-            if not self._watching[viewer.camera]:
-                del self._watching[viewer.camera]
+            self._unroute(viewer)
         viewer.close()
 
     def close(self) -> None:
@@ -192,10 +233,13 @@ class Hub:
             state = self.cameras[frame.camera] = CameraState(frame, now, now)
         state.frame, state.frame_at = frame, now
         state.meter.tick(now)
-        default = self.default_camera()  # once per frame, not once per viewer
-        for viewer in tuple(self.viewers):  # a viewer may leave while it is handed the frame
-            if (viewer.camera or default) == frame.camera:
-                viewer.offer_frame(frame)
+        # A copy: a viewer may leave while it is handed the frame.
+        viewers = tuple(self._frames_to.get(frame.camera, ()))
+        followers = self._frames_to.get(None)
+        if followers and self.default_camera() == frame.camera:
+            viewers += tuple(followers)
+        for viewer in viewers:
+            viewer.offer_frame(frame)
         return True
 
     def publish_heartbeat(self, heartbeat: Heartbeat) -> None:
@@ -213,10 +257,18 @@ class Hub:
                 state.recording = event.type == "recording_started" or event.data.get("recording") is True
             elif event.type in ("recording_saved", "recording_discarded"):
                 state.recording = False
-        default = self.default_camera()
-        for viewer in tuple(self.viewers):
-            if (viewer.camera or default) == event.camera:
-                viewer.offer_event(event)
+        viewers = (*self._events_to.get(event.camera, ()), *self._events_to.get(ALL_CAMERAS, ()))
+        followers = self._events_to.get(None)
+        if followers and self.default_camera() == event.camera:
+            viewers += tuple(followers)
+        for viewer in viewers:
+            viewer.offer_event(event)
+
+    def viewers_of(self, camera: str | None, default: str | None) -> int:
+        """Viewers that get ``camera``'s frames now (None: viewers of the default camera, whichever it is);
+        ``default`` is ``default_camera()``, asked once by the caller."""
+        followers = len(self._frames_to.get(None, ())) if camera == default and camera is not None else 0
+        return len(self._frames_to.get(camera, ())) + followers
 
     def newest(self, camera: str | None) -> Frame | None:
         """The camera's newest frame while it is online: an old picture passed off as live misleads."""
@@ -229,8 +281,7 @@ class Hub:
         name = camera or default
         state = self.cameras.get(name or "")
         now = self._clock()
-        # Counted per camera asked for, not viewer by viewer: every viewer asks for this every second.
-        viewers = self._watching[name] + (self._watching[None] if name == default and name is not None else 0)
+        viewers = self.viewers_of(name, default)
         if state is None:
             return {"type": "status", "camera": name, "w": None, "h": None, "fps": 0.0, "demo": False,
                     "viewers": viewers, "online": False}
@@ -249,22 +300,24 @@ class Hub:
         """Healthy when every camera that counts sent a frame within OFFLINE_AFTER_S (and one exists)."""
         now = self._clock()
         self._prune(now)
-        cameras = {
-            name: {
-                "frame_age": round(now - state.frame_at, 3),
-                "event_age": None if state.event_at is None else round(now - state.event_at, 3),
-                "seq": state.frame.seq,
-                "fps": round(state.meter.rate(now), 2),
-                "demo": state.frame.demo,
-            }
-            for name, state in self.cameras.items()
-            if state.counts(now)
-        }
+        cameras = {name: self._health(state, now) for name, state in self.cameras.items() if state.counts(now)}
         healthy = bool(cameras) and all(c["frame_age"] < OFFLINE_AFTER_S for c in cameras.values())
         return healthy, {"status": "ok" if healthy else "stale", "cameras": cameras}
 
-    def overview(self) -> dict[str, object]:
-        """Cameras and the health of the stages, as the gateway sees them, for /api/status."""
+    def camera_health(self, camera: str) -> tuple[bool, dict[str, object]] | None:
+        """One camera's health, as ``health`` says it of all: healthy while it sends frames; None when the
+        gateway does not know the camera (never seen since it started, or forgotten)."""
+        now = self._clock()
+        self._prune(now)
+        state = self.cameras.get(camera)
+        if state is None:
+            return None
+        healthy = state.online(now)
+        return healthy, {"status": "ok" if healthy else "stale", "cameras": {camera: self._health(state, now)}}
+
+    def overview(self, camera: str | None = None) -> dict[str, object]:
+        """Cameras (every one, or only ``camera``) and the health of the stages, as the gateway sees them,
+        for /api/status and the page's tiles."""
         now = self._clock()
         self._prune(now)
         stages = {}
@@ -272,6 +325,7 @@ class Hub:
             age = None if name not in self.stage_at else now - self.stage_at[name]
             stages[name] = {"ok": age is not None and age < STAGE_SILENT_AFTER_S,
                             "age": None if age is None else round(age, 3)}
+        default = self.default_camera()
         cameras = {
             name: {
                 "online": state.online(now),
@@ -283,10 +337,40 @@ class Hub:
                 # A flag set by a stage that has since died says nothing about now.
                 "motion": state.motion and bool(stages["detector"]["ok"]),
                 "recording": state.recording and bool(stages["recorder"]["ok"]),
+                "viewers": self.viewers_of(name, default),
             }
             for name, state in self.cameras.items()
+            if camera is None or name == camera
         }
         return {"cameras": cameras, "stages": stages, "viewers": len(self.viewers)}
+
+    def _health(self, state: CameraState, now: float) -> dict[str, object]:
+        return {
+            "frame_age": round(now - state.frame_at, 3),
+            "event_age": None if state.event_at is None else round(now - state.event_at, 3),
+            "seq": state.frame.seq,
+            "fps": round(state.meter.rate(now), 2),
+            "demo": state.frame.demo,
+        }
+
+    def _route(self, viewer: Watcher, frames: frozenset[str | None], events: str | None) -> None:
+        """File ``viewer`` under the cameras whose frames, and the camera whose events, it gets (replacing any
+        earlier filing); a viewer that wants no events is filed under no camera's."""
+        self._unroute(viewer)
+        self._routes[viewer] = (frames, events)
+        for name in frames:
+            self._frames_to.setdefault(name, set()).add(viewer)
+        if viewer.wants_events:
+            self._events_to.setdefault(events, set()).add(viewer)
+
+    def _unroute(self, viewer: Watcher) -> None:
+        route = self._routes.pop(viewer, None)
+        if route is None:
+            return
+        frames, events = route
+        for name in frames:
+            _discard(self._frames_to, name, viewer)
+        _discard(self._events_to, events, viewer)
 
     def _prune(self, now: float) -> None:
         """Forget cameras that fell silent: a stray after OFFLINE_AFTER_S, a real one after FORGET_AFTER_S."""
@@ -297,3 +381,12 @@ class Hub:
             silent = now - state.frame_at
             if silent >= FORGET_AFTER_S or (silent >= OFFLINE_AFTER_S and not state.established()):
                 del self.cameras[name]
+
+
+def _discard(table: dict[str | None, set[Watcher]], key: str | None, viewer: Watcher) -> None:
+    """Take ``viewer`` out of ``table[key]``, and the key out of the table once nobody is left under it."""
+    viewers = table.get(key)
+    if viewers is not None:
+        viewers.discard(viewer)
+        if not viewers:
+            del table[key]

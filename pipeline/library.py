@@ -230,6 +230,10 @@ class Library:
         more = limit is not None and len(names) > limit
         return found, names[limit - 1] if more and limit else None
 
+    def cameras(self) -> set[str]:
+        """The cameras that have recordings here, as the recordings' names say."""
+        return {camera for name in self._names() if (camera := _camera_of(name)) is not None}
+
     def get(self, name: str) -> dict[str, Any] | None:
         """One recording's sidecar, or None when there is no such (complete, valid) recording.
 

@@ -23,6 +23,7 @@ import binascii
 import hmac
 import logging
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -206,3 +207,13 @@ def camera_argument(handler: tornado.web.RequestHandler) -> str | None:
         return check_camera_id(camera)
     except ProtocolError as exc:
         raise tornado.web.HTTPError(400, str(exc)) from None
+
+
+def known_camera(handler: tornado.web.RequestHandler, cameras: Collection[str]) -> str | None:
+    """The ``?camera=`` of a request, which must be one of ``cameras``: 400 for an id no camera can have,
+    404 for a camera the gateway has had no frame from since it started (or has forgotten)."""
+    camera = camera_argument(handler)
+    if camera is not None and camera not in cameras:
+        raise tornado.web.HTTPError(404, "no camera %r: no frame has come from it (cameras: %s)", camera,
+                                    ", ".join(sorted(cameras)) or "none yet")
+    return camera

@@ -14,6 +14,10 @@ A camera may have a hundred viewers, so a frame costs each of them as little as 
   frames in the gateway. Nor in the kernel: a live socket takes only UNSENT_BYTES more than it
   has sent (TCP_NOTSENT_LOWAT), where Linux would otherwise let a slow client's socket buffer
   grow to megabytes, seconds of old frames.
+
+A page of several cameras' tiles opens one WebSocket of the second kind (``LiveSocket``) and says
+which tiles are on screen; the frames of the others are not sent at all, so a tile scrolled away
+or a hidden tab costs neither the gateway nor the network anything.
 """
 
 from __future__ import annotations
@@ -25,16 +29,16 @@ import logging
 import socket
 import struct
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any, Generic, Literal, TypeVar
 
 import tornado.iostream
 import tornado.web
 import tornado.websocket
 
-from pipeline.httpd.base import Guarded, GuardedSocket, camera_argument
-from pipeline.hub import EVENT_BACKLOG, MAX_CAMERAS, Hub
-from pipeline.protocol import Event, Frame
+from pipeline.httpd.base import Guarded, GuardedSocket, camera_argument, known_camera
+from pipeline.hub import EVENT_BACKLOG, MAX_CAMERAS, OFFLINE_AFTER_S, Hub
+from pipeline.protocol import Event, Frame, ProtocolError, check_camera_id
 
 STATUS_EVERY_S = 1.0
 MJPEG_BOUNDARY = "camserverframe"
@@ -107,6 +111,28 @@ def mjpeg_chunk(frame: Frame) -> bytes:
     return b"%x\r\n%b\r\n" % (len(part), part)
 
 
+def watch_argument(handler: tornado.web.RequestHandler, camera: str | None) -> set[str] | None:
+    """The cameras of ``?watch=ID,ID`` (empty: none yet), or None when the request has no ``watch``.
+
+    400 for an id no camera can have, for more than MAX_CAMERAS, or for a camera other than the
+    request's own ``?camera=``. Cameras not seen yet may be named: their frames come once they stream.
+    """
+    raw = handler.get_argument("watch", None)
+    if raw is None:
+        return None
+    names = {name for name in raw.split(",") if name}
+    if len(names) > MAX_CAMERAS:
+        raise tornado.web.HTTPError(400, "watch at most %d cameras", MAX_CAMERAS)
+    for name in names:
+        try:
+            check_camera_id(name)
+        except ProtocolError as exc:
+            raise tornado.web.HTTPError(400, str(exc)) from None
+        if camera is not None and name != camera:
+            raise tornado.web.HTTPError(400, "this socket is for camera %r only, not %r", camera, name)
+    return names
+
+
 def make_live(stream: tornado.iostream.IOStream) -> None:
     """Tune a live view's socket for fresh frames: a frame's tail goes out without waiting for the client's
     acknowledgement (TCP_NODELAY), and no more than UNSENT_BYTES wait in the kernel (where the platform can)."""
@@ -153,31 +179,33 @@ class StreamViewer:
     """A viewer that writes to its client's socket itself, from within the hub's call.
 
     At most one write is outstanding: while the socket still holds the last one, a newer frame
-    replaces the one waiting (newest wins), as a newer status replaces the status waiting, and
-    events queue (at most EVENT_BACKLOG, oldest dropped); once the socket has taken it all, what
-    waits goes out at once.
+    replaces the one of its camera waiting (newest wins, per camera: one camera's frames never push
+    out another's), as a newer status replaces the status waiting, and events queue (at most
+    EVENT_BACKLOG, oldest dropped); once the socket has taken it all, what waits goes out at once.
     ``write`` hands bytes to the client's IOStream (raising when the socket is gone) and returns
-    the future of that write; ``end`` is told once why the viewer ended.
+    the future of that write; ``end`` is told once why the viewer ended; ``wants_event``, when
+    given, picks the events worth sending.
     """
 
     def __init__(self, camera: str | None, write: Callable[[bytes], asyncio.Future[None]],
                  frame_bytes: Callable[[Frame], bytes], event_bytes: Callable[[Event], bytes] | None,
-                 end: Callable[[Ending], None]) -> None:
+                 end: Callable[[Ending], None], wants_event: Callable[[Event], bool] | None = None) -> None:
         self.camera = camera
         self.wants_events = event_bytes is not None
         self.closed = False
         self._write, self._frame_bytes, self._event_bytes, self._end = write, frame_bytes, event_bytes, end
-        self._frame: Frame | None = None
+        self._wants_event = wants_event
+        self._frames: dict[str, Frame] = {}
         self._status: bytes | None = None
         self._events: deque[bytes] = deque(maxlen=EVENT_BACKLOG)
         self._in_flight = False
 
     def offer_frame(self, frame: Frame) -> None:
-        self._frame = frame
+        self._frames[frame.camera] = frame
         self._send()
 
     def offer_event(self, event: Event) -> None:
-        if self._event_bytes is None or self.closed:
+        if self._event_bytes is None or self.closed or (self._wants_event is not None and not self._wants_event(event)):
             return
         try:
             self._events.append(self._event_bytes(event))
@@ -189,6 +217,11 @@ class StreamViewer:
     def offer_status(self, message: bytes) -> None:
         self._status = message
         self._send()
+
+    def keep_frames(self, cameras: Container[str]) -> None:
+        """Drop the waiting frames of cameras not in ``cameras``: a tile paused gets no frame after the pause."""
+        for name in [name for name in self._frames if name not in cameras]:
+            del self._frames[name]
 
     def close(self) -> None:
         self._finish("closed")
@@ -211,12 +244,12 @@ class StreamViewer:
             written.add_done_callback(self._drained)
 
     def _take(self) -> list[bytes]:
-        """What waits, in the order it goes out: the status, the events, then the newest frame."""
+        """What waits, in the order it goes out: the status, the events, then each camera's newest frame."""
         waiting = [] if self._status is None else [self._status]
         waiting.extend(self._events)
-        if self._frame is not None:
-            waiting.append(self._frame_bytes(self._frame))
-        self._status, self._frame = None, None
+        waiting.extend(self._frame_bytes(frame) for frame in self._frames.values())
+        self._status = None
+        self._frames.clear()
         self._events.clear()
         return waiting
 
@@ -230,7 +263,8 @@ class StreamViewer:
     def _finish(self, why: Ending) -> None:
         if not self.closed:
             self.closed = True
-            self._frame, self._status = None, None
+            self._status = None
+            self._frames.clear()
             self._events.clear()
             self._end(why)
 
@@ -240,9 +274,14 @@ class Snapshot(Guarded):
         self.hub = hub
 
     def get(self) -> None:
-        frame = self.hub.newest(camera_argument(self))
-        if frame is None:
+        """The newest frame of ``?camera=`` (404 for a camera never seen), or of the default camera."""
+        camera = known_camera(self, self.hub.cameras)
+        frame = self.hub.newest(camera)
+        if frame is None and camera is None:
             raise tornado.web.HTTPError(503, "no frame has arrived from the camera yet")
+        if frame is None:
+            raise tornado.web.HTTPError(503, "camera %s is offline: no frame from it for %g s", camera,
+                                        OFFLINE_AFTER_S)
         self.set_header("Content-Type", "image/jpeg")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Camserver-Camera", frame.camera)
@@ -253,6 +292,9 @@ class Snapshot(Guarded):
 
 class MjpegStream(Guarded):
     """One MJPEG part per frame; a client that reads slowly gets the newest frame when it is ready.
+
+    ``?camera=`` names the camera; one not seen yet is waited for, as an offline one is: a player
+    started before its camera, or across a restart of the gateway, gets the picture once it comes.
 
     The headers go out through Tornado; the parts go straight to the connection's stream, made
     once per frame for every viewer (``Wire``), in the framing Tornado itself uses for a response
@@ -297,30 +339,85 @@ class MjpegStream(Guarded):
 
 
 class LiveSocket(GuardedSocket):
-    """The live view: a status message now and every second, then per frame its header and its JPEG."""
+    """The live view over a WebSocket, of one of two kinds, chosen by the URL.
+
+    One camera's (``/webcam``, ``/webcam?camera=ID``): a ``status`` message now and every second,
+    then per frame its ``frame`` description and its JPEG, and the camera's events. Without
+    ``?camera=``, the default camera's; a camera not seen yet is waited for, as on MJPEG.
+
+    A page of tiles (``/webcam?watch=ID,ID``, ``?watch=`` for none yet): frames of the watched
+    cameras only, each with a description naming its camera; a ``cameras`` message now and every
+    second with each camera's status (as /api/status has it: online, fps, size, demo, motion,
+    recording, viewers), so a new camera gets a tile; and every camera's events but the per-frame
+    ``delta`` of cameras not watched. The client changes the set with text messages
+    ``{"type": "watch", "camera": ID}`` and ``{"type": "unwatch", "camera": ID}``, one camera at a
+    time, so that no message grows with the number of cameras; after an unwatch no frame of that
+    camera is sent (one already written to the socket may still arrive). With ``?camera=ID`` too,
+    only that camera may be watched and only its events come. A malformed message closes the
+    socket with 1008.
+    """
 
     def initialize(self, hub: Hub, quota: StreamQuota, wire: Wire) -> None:
         self.hub, self.quota, self.wire = hub, quota, wire
+        self.camera: str | None = None
+        self.watching: set[str] | None = None  # the cameras of a page of tiles; None: a one-camera socket
         self.viewer: StreamViewer | None = None
         self.statuses: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        camera_argument(self)
+        self.camera = camera_argument(self)
+        self.watching = watch_argument(self, self.camera)
         self.quota.refuse_if_full(self.request.remote_ip or "?")
         await super().get(*args, **kwargs)
 
     def open(self) -> None:
         self.quota.take(self.request.remote_ip or "?")
         make_live(self.ws_connection.stream)  # type: ignore[union-attr]
-        viewer = StreamViewer(self.get_argument("camera", None), self._write, self.wire.websocket_frame,
-                              self.wire.websocket_event, self._ended)
+        viewer = StreamViewer(self.camera, self._write, self.wire.websocket_frame, self.wire.websocket_event,
+                              self._ended, None if self.watching is None else self._wants_event)
         self.viewer = viewer
-        viewer.offer_status(self._status(viewer))  # the status first, as the page expects
-        self.hub.add(viewer)
+        viewer.offer_status(self._status())  # the status first, as the page expects
+        self.hub.add(viewer, self.watching)
         self.statuses = asyncio.create_task(self._send_statuses(viewer))
 
     def on_message(self, message: str | bytes) -> None:
-        """Clients have nothing to say yet; the socket is one-way."""
+        """A page of tiles says which cameras it shows; a one-camera socket is one-way and ignores messages."""
+        if self.watching is None or self.viewer is None or self.viewer.closed:
+            return
+        problem = self._change_watch(message)
+        if problem is not None:
+            self.close(1008, problem[:120])
+
+    def _change_watch(self, message: str | bytes) -> str | None:
+        """Apply a watch or unwatch message; what is wrong with it otherwise."""
+        assert self.watching is not None and self.viewer is not None
+        try:
+            request = json.loads(message) if isinstance(message, str) else None
+        except ValueError:
+            request = None
+        if (not isinstance(request, dict) or request.get("type") not in ("watch", "unwatch")
+                or not isinstance(request.get("camera"), str)):
+            return 'expected {"type": "watch" or "unwatch", "camera": ID}'
+        camera = request["camera"]
+        try:
+            check_camera_id(camera)
+        except ProtocolError:
+            return "bad camera id"
+        if self.camera is not None and camera != self.camera:
+            return f"this socket is for camera {self.camera} only"
+        if request["type"] == "watch":
+            if camera not in self.watching and len(self.watching) >= MAX_CAMERAS:
+                return f"watch at most {MAX_CAMERAS} cameras"
+            self.watching.add(camera)
+        else:
+            self.watching.discard(camera)
+            self.viewer.keep_frames(self.watching)
+        self.hub.watch(self.viewer, self.watching)
+        return None
+
+    def _wants_event(self, event: Event) -> bool:
+        """A page of tiles gets every event but the per-frame ``delta`` of the cameras it does not show."""
+        return event.type != "delta" or (self.watching is not None and event.camera in self.watching)
 
     def on_close(self) -> None:
         if self.viewer is not None:
@@ -337,13 +434,15 @@ class LiveSocket(GuardedSocket):
             raise tornado.websocket.WebSocketClosedError()
         return connection.stream.write(data)  # type: ignore[attr-defined]
 
-    def _status(self, viewer: StreamViewer) -> bytes:
-        return websocket_text(self.hub.status(viewer.camera))
+    def _status(self) -> bytes:
+        if self.watching is None:
+            return websocket_text(self.hub.status(self.camera))
+        return websocket_text({"type": "cameras", "cameras": self.hub.overview(self.camera)["cameras"]})
 
     async def _send_statuses(self, viewer: StreamViewer) -> None:
         while not viewer.closed:
             await asyncio.sleep(STATUS_EVERY_S)
-            viewer.offer_status(self._status(viewer))
+            viewer.offer_status(self._status())
 
     def _ended(self, why: Ending) -> None:
         """Close the socket unless its client is gone: 1001 when the gateway stops, 1011 after a failure (a
