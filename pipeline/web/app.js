@@ -1,39 +1,66 @@
-// camserver's page: the live view and the recordings, two views over one WebSocket.
-import { connect } from './connection.js';
-import { initLatest, setLatestVisible } from './latest.js';
-import { initLive, setLiveVisible } from './live.js';
+// camserver's page: the cameras' grid, one camera's live view and the recordings, over one WebSocket.
+// The URL says what is shown: /?camera=ID is that camera's page (its live view, and its recordings
+// at #recordings), / the grid of every camera, or the live view itself while there is only one.
+import { connect, on } from './connection.js';
+import { initGrid, setGridVisible } from './grid.js';
+import { initLatest, setLatestCamera, setLatestVisible } from './latest.js';
+import { initLive, setLiveCamera, setLiveVisible } from './live.js';
 import { closePlayer, initPlayer, openPlayerByName, PLAYER_HASH } from './player.js';
-import { initRecordings, setRecordingsVisible } from './recordings.js';
+import { initRecordings, setRecordingsCamera, setRecordingsVisible } from './recordings.js';
 import { cs } from './state.js';
-import { $, api, toast, toLogin } from './ui.js';
+import { $, api, navigate, pageUrl, toast, toLogin } from './ui.js';
 
-const VIEWS = ['live', 'recordings'];
-const scrollTops = { live: 0, recordings: 0 };
+const VIEWS = ['grid', 'live', 'recordings'];
+const scrollTops = { grid: 0, live: 0, recordings: 0 };
 
 function setView(view) {
   if (cs.view === view && document.body.dataset.view === view) return;
   if (document.body.dataset.view) scrollTops[cs.view] = window.scrollY;
   cs.view = view;
   document.body.dataset.view = view;
-  for (const name of VIEWS) {
-    const on = name === view;
-    $(`view-${name}`).hidden = !on;
-    const tab = $(`tab-${name}`);
-    if (on) tab.setAttribute('aria-current', 'page');
-    else tab.removeAttribute('aria-current');
+  for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
+  for (const [tab, on] of [['tab-live', view !== 'recordings'], ['tab-recordings', view === 'recordings']]) {
+    if (on) $(tab).setAttribute('aria-current', 'page');
+    else $(tab).removeAttribute('aria-current');
   }
-  document.title = view === 'live' ? 'camserver — live' : 'camserver — recordings';
+  setGridVisible(view === 'grid');
   setLiveVisible(view === 'live');
   setLatestVisible(view === 'live');
   setRecordingsVisible(view === 'recordings');
   window.scrollTo(0, scrollTops[view]);
 }
 
+// The views follow the URL and the cameras known: the grid only has a point with two cameras or more.
+function show() {
+  const single = cs.cameras.length === 1 ? cs.cameras[0] : null;
+  setLiveCamera(cs.selected ?? single);
+  setLatestCamera(cs.camera);
+  const recordings = PLAYER_HASH.test(location.hash) || location.hash === '#recordings';
+  setView(recordings ? 'recordings' : cs.selected || cs.cameras.length <= 1 ? 'live' : 'grid');
+  $('tab-live').href = pageUrl(cs.selected);
+  $('tab-recordings').href = pageUrl(cs.selected, '#recordings');
+  $('all-cameras').hidden = cs.cameras.length < 2;
+  document.title = cs.view === 'grid' ? 'camserver — cameras'
+    : cs.view === 'live' ? `camserver — ${cs.camera ?? 'live'}`
+    : `camserver — recordings${cs.recordingsCamera ? ` of ${cs.recordingsCamera}` : ''}`;
+}
+
 function route() {
+  cs.selected = new URLSearchParams(location.search).get('camera') || null;
+  setRecordingsCamera(cs.selected);
+  show();
   const player = PLAYER_HASH.exec(location.hash);
-  setView(player || location.hash === '#recordings' ? 'recordings' : 'live');
   if (player) openPlayerByName(decodeURIComponent(player[1]));
   else closePlayer();
+}
+
+// Links within the page (tabs, tiles, "All cameras") change the view without loading the page again;
+// with a modifier key or another button they do what links do (a new tab, say).
+function onClick(e) {
+  const a = e.target.closest?.('a[data-nav]');
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  e.preventDefault();
+  navigate(a.getAttribute('href'));
 }
 
 // With a login in use, the header offers to log out (a shared tablet on the wall, a borrowed phone).
@@ -54,11 +81,17 @@ async function initSession() {
 }
 
 initLive();
+initGrid();
 initLatest();
 initPlayer();
 initRecordings();
+on('cameras', (changed) => {
+  if (changed) show();
+});
+document.addEventListener('click', onClick);
 window.addEventListener('hashchange', route);
 window.addEventListener('popstate', route);
+window.addEventListener('camserver-navigate', route);
 route();
 connect();
 initSession();

@@ -1,7 +1,9 @@
-// The live view: newest-frame-wins rendering, motion badge and boxes, snapshot, full screen.
-import { cameraQuery, link, on, requestedCamera } from './connection.js';
+// The live view of one camera: its picture, motion badge and boxes, snapshot, full screen.
+// It asks the socket for its camera's frames only while it is on screen and the tab is visible.
+import { link, on, show } from './connection.js';
+import { Picture } from './picture.js';
 import { cs } from './state.js';
-import { $, download, fileStamp, setText, toast } from './ui.js';
+import { $, download, fileStamp, setText, toast, withCamera } from './ui.js';
 
 const img = $('live');
 const stage = $('stage');
@@ -17,10 +19,9 @@ const BOX_COLOR = 'rgb(248 81 73 / 0.8)';
 const BOX_LINE_PX = 2;
 const MOTION_LABELS = { recording: '● Recording', idle: 'Idle', none: 'No detector' };
 
-// The MJPEG link follows the same camera as the live view.
-$('stream-link').search = cameraQuery;
-
-let lastFrameAt = 0; // epoch ms when the last JPEG arrived on this connection
+let lastFrameAt = 0; // epoch ms when the last JPEG of the camera arrived on this connection
+let watched = null; // the camera whose frames the live view asked for; null while it is off screen
+let watchedAt = 0; // epoch ms it asked
 
 // Motion state of the shown camera, fed by the detector's events.
 let motionCamera = null; // camera the state below belongs to
@@ -32,86 +33,80 @@ let noteUntil = 0;
 let pictureW = 0;
 let pictureH = 0;
 
-// Rendering: at most one JPEG decoding at a time plus one waiting slot, so
-// a slow decoder drops stale frames instead of building up a backlog.
-let shownUrl = null;
-let shown = null; // the frame on screen: what Snapshot saves
-let decoding = false;
-let waiting = null;
-// While the live view is not on screen frames are only parked: decoding them would waste a phone's battery.
+// Frames go to the screen only while the live view is: otherwise the socket is not even sent them.
 let visible = true;
-let parked = null;
+const picture = new Picture(img, decoded);
 
-function show(frame) {
-  if (!visible || document.hidden) {
-    parked = frame;
-    return;
+function decoded(frame) {
+  // The first frame, or a new resolution, moves the displayed picture; nothing else does.
+  if (img.naturalWidth !== pictureW || img.naturalHeight !== pictureH) {
+    pictureW = img.naturalWidth;
+    pictureH = img.naturalHeight;
+    stage.style.setProperty('--aspect', `${pictureW} / ${pictureH}`);
+    drawBoxes();
   }
-  if (decoding) {
-    waiting = frame;
-    return;
-  }
-  decoding = true;
-  frame.blob = new Blob([frame.data], { type: 'image/jpeg' });
-  const url = URL.createObjectURL(frame.blob);
-  img.onload = () => decoded(url, frame, true);
-  img.onerror = () => decoded(url, frame, false);
-  img.src = url;
-}
-
-function decoded(url, frame, ok) {
-  decoding = false;
-  if (ok) {
-    if (shownUrl) URL.revokeObjectURL(shownUrl);
-    shownUrl = url;
-    shown = frame;
-    // The first frame, or a new resolution, moves the displayed picture; nothing else does.
-    if (img.naturalWidth !== pictureW || img.naturalHeight !== pictureH) {
-      pictureW = img.naturalWidth;
-      pictureH = img.naturalHeight;
-      stage.style.setProperty('--aspect', `${pictureW} / ${pictureH}`);
-      drawBoxes();
-    }
-    cs.frames += 1;
-    const m = frame.meta;
-    if (m) {
-      cs.lastSeq = m.seq ?? cs.lastSeq;
-      cs.camera = m.camera ?? cs.camera;
-      cs.width = m.w ?? cs.width;
-      cs.height = m.h ?? cs.height;
-      if (typeof m.demo === 'boolean') cs.demo = m.demo;
-    }
-  } else {
-    URL.revokeObjectURL(url);
-    img.onload = img.onerror = null;
-    if (shownUrl) img.src = shownUrl; // keep the last good frame, not a broken-image icon
-  }
-  if (waiting) {
-    const next = waiting;
-    waiting = null;
-    show(next);
+  cs.frames += 1;
+  const m = frame.meta;
+  if (m) {
+    cs.lastSeq = m.seq ?? cs.lastSeq;
+    cs.width = m.w ?? cs.width;
+    cs.height = m.h ?? cs.height;
+    if (typeof m.demo === 'boolean') cs.demo = m.demo;
   }
   update();
 }
 
 function onFrame(frame) {
+  if (frame.camera !== cs.camera || watched !== cs.camera) return;
   lastFrameAt = frame.at;
   const meta = frame.meta;
   if (meta && typeof meta.ts === 'number') {
     const sample = frame.at - meta.ts * 1000;
     cs.latencyMs = cs.latencyMs == null ? sample : cs.latencyMs + LATENCY_SMOOTHING * (sample - cs.latencyMs);
   }
-  show(frame);
+  picture.push(frame);
 }
 
-function onStatus(msg) {
-  cs.camera = msg.camera ?? cs.camera;
-  cs.width = msg.w ?? cs.width;
-  cs.height = msg.h ?? cs.height;
-  cs.fps = typeof msg.fps === 'number' ? msg.fps : null;
-  cs.demo = msg.demo === true;
-  cs.viewers = msg.viewers ?? null;
-  cs.online = msg.online !== false;
+// The camera's line in the socket's status of every camera.
+function onCameras() {
+  const info = cs.camera ? cs.info[cs.camera] : null;
+  cs.online = info ? info.online === true : null;
+  if (info) {
+    cs.width = info.w ?? cs.width;
+    cs.height = info.h ?? cs.height;
+    cs.fps = typeof info.fps === 'number' ? info.fps : null;
+    cs.demo = info.demo === true;
+    cs.viewers = info.viewers ?? null;
+  }
+  update();
+}
+
+// Which camera the live view shows (null: none yet); everything of the previous one goes.
+export function setLiveCamera(camera) {
+  if (camera === cs.camera) return;
+  cs.camera = camera;
+  picture.clear();
+  pictureW = pictureH = 0;
+  lastFrameAt = 0;
+  cs.lastSeq = null;
+  cs.latencyMs = null;
+  cs.width = cs.height = cs.fps = cs.viewers = null;
+  cs.demo = false;
+  $('stream-link').href = withCamera('/stream.mjpg', camera);
+  syncWatch();
+  onCameras();
+  drawBoxes();
+}
+
+function syncWatch() {
+  const wanted = visible && !document.hidden ? cs.camera : null;
+  if (wanted === watched) return;
+  if (watched) show('live', watched, false);
+  watched = wanted;
+  if (wanted) {
+    watchedAt = Date.now();
+    show('live', wanted, true);
+  }
   update();
 }
 
@@ -214,10 +209,14 @@ function drawBoxes() {
   ctx.stroke();
 }
 
+// While the live view is off screen no frames come: the camera's own status says whether it is live.
 function computeState() {
   if (!link.isOpen) return link.retryAt ? 'reconnecting' : 'connecting';
-  const quietMs = Date.now() - (lastFrameAt || link.openedAt);
-  if (cs.online === false || quietMs > STALE_MS) return 'offline';
+  const waited = Date.now() - link.openedAt > STALE_MS;
+  if (!cs.camera) return Object.values(cs.info).some((c) => c?.online) ? 'live' : waited ? 'offline' : 'connecting';
+  if (cs.online === false) return 'offline';
+  if (watched !== cs.camera) return cs.online ? 'live' : waited ? 'offline' : 'connecting';
+  if (Date.now() - Math.max(lastFrameAt, watchedAt, link.openedAt) > STALE_MS) return 'offline';
   return lastFrameAt ? 'live' : 'connecting';
 }
 
@@ -233,14 +232,15 @@ function update() {
     reconnecting: `reconnecting in ${secs}s`,
   };
   setText($('state'), labels[state]);
-  setText($('camera-name'), cs.camera ?? requestedCamera ?? '—');
+  setText($('camera-name'), cs.camera ?? '—');
   setText($('resolution'), cs.width && cs.height ? `${cs.width}×${cs.height}` : '—');
   setText($('fps'), cs.fps == null ? '—' : cs.fps.toFixed(1));
   setText($('latency'), cs.latencyMs == null ? '—' : `${Math.round(cs.latencyMs)} ms`);
   setText($('viewers'), cs.viewers == null ? '—' : String(cs.viewers));
   $('demo-badge').hidden = !cs.demo;
-  $('placeholder').hidden = cs.frames > 0;
-  $('snapshot-button').disabled = !shown;
+  $('placeholder').hidden = !!picture.frame;
+  setText($('placeholder'), cs.camera && cs.online === false ? `Camera ${cs.camera} is offline.` : 'Waiting for video…');
+  $('snapshot-button').disabled = !picture.frame;
   updateMotion();
 }
 
@@ -259,12 +259,13 @@ function updateMotion() {
 
 // Saves the very picture on screen, named by its capture time, not a newer one fetched from the server.
 function snapshot() {
+  const shown = picture.frame;
   if (!shown) {
     toast('No picture yet.');
     return;
   }
   const ts = typeof shown.meta?.ts === 'number' ? shown.meta.ts * 1000 : Date.now();
-  const camera = shown.meta?.camera ?? cs.camera ?? requestedCamera ?? 'camera';
+  const camera = shown.camera ?? cs.camera ?? 'camera';
   const url = URL.createObjectURL(shown.blob);
   download(url, `${camera}_${fileStamp(new Date(ts))}.jpg`);
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
@@ -322,22 +323,18 @@ function fullscreenChanged() {
 export function setLiveVisible(on) {
   visible = on;
   if (!on && document.body.classList.contains('covering')) setCovering(false);
-  if (on && parked) {
-    const frame = parked;
-    parked = null;
-    show(frame);
-  }
+  syncWatch();
   if (on) requestAnimationFrame(drawBoxes);
 }
 
 export function initLive() {
   on('frame', onFrame);
-  on('status', onStatus);
+  on('cameras', onCameras);
   on('event', onEvent);
   on('change', update);
   on('open', () => {
     lastFrameAt = 0;
-    cs.online = null;
+    watchedAt = Date.now();
   });
   $('snapshot-button').addEventListener('click', snapshot);
   fsButton.addEventListener('click', () => toggleFullscreen().catch(() => setCovering(true)));
@@ -349,7 +346,7 @@ export function initLive() {
     else if (e.key === 'f' || e.key === 'F') toggleFullscreen().catch(() => setCovering(true));
     else if (e.key === 's' || e.key === 'S') snapshot();
   });
-  document.addEventListener('visibilitychange', () => setLiveVisible(visible));
+  document.addEventListener('visibilitychange', syncWatch);
   // Staleness, the reconnect countdown and the motion timeouts change without any message arriving.
   setInterval(update, 250);
   // Window resizes, the status line wrapping and zoom (devicePixelRatio) all move the picture.

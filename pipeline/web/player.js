@@ -1,7 +1,9 @@
 // The player dialog: one recording, with newer/older navigation, download and delete.
 // Its URL is #recordings/<name>, so a recording can be linked to and the Back button closes it.
 import { cs } from './state.js';
-import { $, api, fileStamp, formatDuration, formatSize, releaseToasts, setText, startOf, toast, when } from './ui.js';
+import {
+  $, api, fileStamp, formatDuration, formatSize, releaseToasts, setText, startOf, toast, when, withCamera,
+} from './ui.js';
 
 const dialog = $('player');
 const video = $('player-video');
@@ -22,6 +24,11 @@ export const PLAYER_HASH = /^#recordings\/(.+)$/;
 
 export function playerSource(s) {
   source = s;
+}
+
+// A recording's API URL; on a camera's page the server checks that the recording is that camera's.
+function recordingUrl(name) {
+  return withCamera(`/api/recordings/${encodeURIComponent(name)}`, cs.recordingsCamera);
 }
 
 function show(rec) {
@@ -63,7 +70,7 @@ export async function openPlayerByName(name) {
     return;
   }
   try {
-    const rec = await api(`/api/recordings/${encodeURIComponent(name)}`);
+    const rec = await api(recordingUrl(name));
     // The user may have moved on while it loaded.
     const wanted = PLAYER_HASH.exec(location.hash);
     if (wanted && decodeURIComponent(wanted[1]) === name) openPlayer(rec, { fromRoute: true });
@@ -130,7 +137,7 @@ async function remove() {
   if (!confirm(`Delete the recording of ${when(rec)}? This cannot be undone.`)) return;
   del.disabled = true;
   try {
-    await api(`/api/recordings/${encodeURIComponent(rec.name)}`, { method: 'DELETE' });
+    await api(recordingUrl(rec.name), { method: 'DELETE' });
   } catch (err) {
     toast(err.message);
     if (err.status !== 404) return;
@@ -146,7 +153,7 @@ async function onVideoError() {
   if (!current || !video.getAttribute('src')) return;
   const name = current.name;
   try {
-    await api(`/api/recordings/${encodeURIComponent(name)}`);
+    await api(recordingUrl(name));
     toast('This video cannot be played in this browser.');
   } catch (err) {
     toast(err.message);

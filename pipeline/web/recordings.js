@@ -1,9 +1,11 @@
-// The recordings view: newest first, a page at a time as the list scrolls, filter by day,
-// new recordings added live from the recorder's events.
+// The recordings view: newest first, a page at a time as the list scrolls, filter by day and by
+// camera, new recordings of every camera added live from the recorder's events.
 import { on } from './connection.js';
 import { listChanged, openPlayer, playerSource } from './player.js';
 import { cs } from './state.js';
-import { $, api, formatDuration, formatSize, isoDay, setText, startOf, thumbnail, toast, when } from './ui.js';
+import {
+  $, api, formatDuration, formatSize, isoDay, navigate, pageUrl, setText, startOf, thumbnail, toast, when, withCamera,
+} from './ui.js';
 
 const PAGE = 24;
 
@@ -14,6 +16,8 @@ const dayInput = $('day-filter');
 const dayClear = $('day-filter-clear');
 const disk = $('recordings-disk');
 const newCount = $('new-count');
+const cameraBox = $('camera-filter-box');
+const cameraSelect = $('camera-filter');
 
 let items = []; // sidecars in list order, newest first
 const cards = new Map(); // name -> <li>
@@ -23,6 +27,7 @@ let failed = false;
 let loading = null; // the page being fetched
 let generation = 0; // bumped by every reset; answers for an older list are dropped
 let filter = null; // { from, to } in Unix seconds: one local day
+let camera = null; // the camera whose recordings are listed; null: every camera's
 let started = false; // the first page was asked for
 let active = false;
 let unseen = 0;
@@ -75,7 +80,7 @@ function append(recs) {
 
 // A recording saved while the page is open goes where its name sorts, normally the top.
 function insert(rec) {
-  if (cards.has(rec.name)) return false;
+  if (cards.has(rec.name) || (camera && rec.camera !== camera)) return false;
   if (filter && !(startOf(rec) >= filter.from && startOf(rec) < filter.to)) return false;
   let at = items.findIndex((r) => r.name < rec.name);
   if (at === -1) {
@@ -102,24 +107,36 @@ export function removeRecording(name) {
   render();
 }
 
+function emptyText() {
+  if (camera && filter) return `No recordings of ${camera} on this day.`;
+  if (camera) return `No recordings of ${camera} yet — movement in front of it starts one.`;
+  if (filter) return 'No recordings on this day.';
+  return 'No recordings yet — movement in front of the camera starts one.';
+}
+
 function render() {
   const nothing = done && !failed && items.length === 0;
   empty.hidden = !nothing;
-  setText(empty, filter ? 'No recordings on this day.' : 'No recordings yet — movement in front of the camera starts one.');
+  setText(empty, emptyText());
   more.dataset.state = failed ? 'failed' : loading ? 'loading' : done ? 'done' : 'idle';
   dayClear.hidden = !filter;
+}
+
+function query(before) {
+  const params = new URLSearchParams({ limit: String(PAGE) });
+  if (before) params.set('before', before);
+  if (filter) {
+    params.set('from', String(filter.from));
+    params.set('to', String(filter.to));
+  }
+  if (camera) params.set('camera', camera);
+  return `/api/recordings?${params}`;
 }
 
 function loadMore() {
   if (loading || done || failed) return loading;
   const gen = generation;
-  const params = new URLSearchParams({ limit: String(PAGE) });
-  if (cursor) params.set('before', cursor);
-  if (filter) {
-    params.set('from', String(filter.from));
-    params.set('to', String(filter.to));
-  }
-  loading = api(`/api/recordings?${params}`)
+  loading = api(query(cursor))
     .then((body) => {
       if (gen !== generation) return;
       append(Array.isArray(body?.recordings) ? body.recordings : []);
@@ -128,6 +145,11 @@ function loadMore() {
     })
     .catch((err) => {
       if (gen !== generation) return;
+      // A camera the server knows neither live nor from a recording has none: its first one comes as an event.
+      if (camera && err.status === 404) {
+        done = true;
+        return;
+      }
       failed = true;
       toast(`Recordings could not be loaded: ${err.message}`);
     })
@@ -199,6 +221,7 @@ async function refreshDisk() {
 }
 
 async function onSaved(event) {
+  if (camera && event.camera !== camera) return;
   if (!active) {
     unseen += 1;
     newCount.hidden = false;
@@ -207,7 +230,7 @@ async function onSaved(event) {
   if (!started) return;
   let rec;
   try {
-    rec = await api(`/api/recordings/${encodeURIComponent(event.name)}`);
+    rec = await api(withCamera(`/api/recordings/${encodeURIComponent(event.name)}`, camera));
   } catch (err) {
     if (err.status !== 404) toast(`The new recording could not be loaded: ${err.message}`);
     return;
@@ -222,16 +245,38 @@ async function onSaved(event) {
 async function catchUp() {
   if (!started || loading) return;
   const gen = generation;
-  const params = new URLSearchParams({ limit: String(PAGE) });
-  if (filter) {
-    params.set('from', String(filter.from));
-    params.set('to', String(filter.to));
-  }
   try {
-    const body = await api(`/api/recordings?${params}`);
+    const body = await api(query(null));
     if (gen === generation) for (const rec of body?.recordings ?? []) insert(rec);
   } catch {
     // the next scroll or reconnect tries again
+  }
+}
+
+// The camera filter offers every camera the page knows, and the one asked for even if it does not know it.
+function updateCameras() {
+  const names = [...new Set([...cs.cameras, ...(camera ? [camera] : [])])].sort();
+  const wanted = ['', ...names];
+  const have = [...cameraSelect.options].map((o) => o.value);
+  if (wanted.join('\n') !== have.join('\n')) {
+    cameraSelect.replaceChildren(...wanted.map((name) => new Option(name || 'All cameras', name)));
+  }
+  cameraSelect.value = camera ?? '';
+  cameraBox.hidden = names.length < 2 && !camera;
+}
+
+// The recordings of one camera (its page) or of all (null); the list starts again when it changes.
+export function setRecordingsCamera(name) {
+  updateCameras();
+  if (name === camera) return;
+  camera = name;
+  cs.recordingsCamera = name;
+  unseen = 0;
+  newCount.hidden = true;
+  updateCameras();
+  if (started) {
+    window.scrollTo(0, 0);
+    reset();
   }
 }
 
@@ -258,6 +303,10 @@ export function initRecordings() {
   on('open', (opens) => {
     if (opens > 1) catchUp();
   });
+  on('cameras', (changed) => {
+    if (changed) updateCameras();
+  });
+  cameraSelect.addEventListener('change', () => navigate(pageUrl(cameraSelect.value || null, '#recordings')));
   dayInput.max = isoDay(new Date());
   dayInput.addEventListener('change', () => setFilter(dayInput.value));
   dayClear.addEventListener('click', () => {

@@ -145,3 +145,20 @@ export function thumbnail(rec) {
   thumb.append(duration);
   return thumb;
 }
+
+// `path` with ?camera= (or &camera=) added when a camera is given: the server checks what belongs to it.
+export function withCamera(path, camera) {
+  return camera ? `${path}${path.includes('?') ? '&' : '?'}camera=${encodeURIComponent(camera)}` : path;
+}
+
+// Go to another view of the page without loading it again (a tile, a tab, the camera filter).
+export function navigate(url) {
+  if (url === location.pathname + location.search + location.hash) return;
+  history.pushState(null, '', url);
+  window.dispatchEvent(new Event('camserver-navigate'));
+}
+
+// The page's own URL of a camera (null: the overview of them all), with an optional #view.
+export function pageUrl(camera, hash = '') {
+  return `${withCamera('/', camera)}${hash}`;
+}
