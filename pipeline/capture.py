@@ -21,9 +21,10 @@ from pipeline.protocol import Frame, ProtocolError, jpeg_size
 from pipeline.ratelog import RateLimitedLog
 from pipeline.scaling import Size, decode_scaled, fit, shrink
 from pipeline.sources import EndOfStream, FrameSource, Grab, open_source
-from pipeline.stage import main
+from pipeline.stage import bus_curve, main
 
-OPTIONS = ("camera", "source", "fps", "width", "height", "quality", "loop", "seed", "frames", "log_level", "log_time")
+OPTIONS = ("camera", "source", "fps", "width", "height", "quality", "loop", "seed", "frames", "log_level", "log_time",
+           "curve_keys", "insecure_bus")
 
 log = logging.getLogger("camserver.capture")
 
@@ -92,13 +93,18 @@ class FrameEncoder:
 
 
 def run(cfg: config.Config, stop: threading.Event) -> int:
+    curve = bus_curve(cfg, binds=cfg.frames, connects=())
     source: FrameSource = open_source(cfg)
     fps = cfg.fps or source.native_fps or config.DEFAULT_FPS
     encoder = FrameEncoder(cfg, source.demo)
     pacer = Pacer(fps)
     size = f"at most {cfg.width}x{cfg.height} in the source's shape" if cfg.width else "the source's own size"
     try:
-        with zmq.Context() as ctx, bus.publisher(ctx, cfg.frames, bus.FRAME_HWM) as pub:
+        with (
+            zmq.Context() as ctx,
+            bus.authenticated(ctx, curve),
+            bus.publisher(ctx, cfg.frames, bus.FRAME_HWM, curve) as pub,
+        ):
             log.info("camera %s: %s at %g fps, %s, publishing on %s",
                      cfg.camera, source.description, fps, size, ",".join(cfg.frames))
             heartbeats = bus.Heartbeats("capture", pub)

@@ -112,6 +112,8 @@ class Config:
     max_connections: int = 200
     max_connections_per_client: int = 40
     max_viewers_per_client: int = 8
+    curve_keys: Path | None = None
+    insecure_bus: bool = False
     # Per camera of a config file, this stage's options with that camera's table applied.
     cameras: Mapping[str, Config] = field(default_factory=dict)
 
@@ -280,6 +282,13 @@ def _password_file(text: str) -> Path:
     return path
 
 
+def _key_folder(text: str) -> Path:
+    path = Path(text.strip()).expanduser()
+    if not path.is_dir():
+        raise ValueError("no such folder (make one with python -m pipeline.keys FOLDER)")
+    return path
+
+
 def _file(text: str) -> Path:
     path = Path(text.strip()).expanduser()
     if not path.is_file():
@@ -387,6 +396,10 @@ OPTIONS: dict[str, Option] = {
                "address at most", "40"),
         Option("max_viewers_per_client", _number(int, 1, 10000), "live views (WebSocket and MJPEG) from one "
                "client address at most", "8"),
+        Option("curve_keys", _key_folder, "folder of the bus's key pair made by python -m pipeline.keys: encrypt and "
+               "authenticate every ZeroMQ socket (CURVE)", "none"),
+        Option("insecure_bus", _bool, "allow bus endpoints beyond loopback without --curve-keys (anyone on the "
+               "network can read the frames and publish forged ones)", "false"),
     )
 }
 

@@ -23,10 +23,11 @@ from pipeline import bus, config
 from pipeline.motion import EpisodeTracker, FrameDiffer, MotionSettings
 from pipeline.protocol import Event, Frame, frame_topic
 from pipeline.ratelog import RateLimitedLog
-from pipeline.stage import POLL_MS, main
+from pipeline.stage import POLL_MS, bus_curve, main
 
 OPTIONS = ("frames", "events", "threshold", "pixel_threshold", "noise_tune", "min_area", "lightswitch_percent",
-           "local_light", "shake", "stable_frames", "min_motion_frames", "mask", "log_level", "log_time")
+           "local_light", "shake", "stable_frames", "min_motion_frames", "mask", "log_level", "log_time", "curve_keys",
+           "insecure_bus")
 # A camera that sent no frame for this long has its open episode closed and its state freed.
 SILENT_AFTER_S = 10.0
 # Time given to the last events on stop before the socket is closed.
@@ -121,10 +122,12 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
     settings = {camera: motion_settings(own) for camera, own in cfg.cameras.items()}
     cameras: dict[str, CameraDetector] = {}
     heard: dict[str, float] = {}
+    curve = bus_curve(cfg, binds=cfg.events, connects=cfg.frames)
     with (
         zmq.Context() as ctx,
-        bus.publisher(ctx, cfg.events, bus.EVENT_HWM) as events,
-        bus.subscriber(ctx, cfg.frames, [frame_topic()], bus.FRAME_HWM) as frames,
+        bus.authenticated(ctx, curve),
+        bus.publisher(ctx, cfg.events, bus.EVENT_HWM, curve) as events,
+        bus.subscriber(ctx, cfg.frames, [frame_topic()], bus.FRAME_HWM, curve) as frames,
     ):
         log.info("detecting motion in frames from %s, publishing events on %s (threshold %g%%)",
                  ",".join(cfg.frames), ",".join(cfg.events), cfg.threshold)

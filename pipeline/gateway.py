@@ -53,11 +53,11 @@ from pipeline.hub import Hub
 from pipeline.library import Library
 from pipeline.protocol import Event, Frame, Heartbeat, event_topic, frame_topic, stage_topic
 from pipeline.ratelog import RateLimitedLog
-from pipeline.stage import async_stop_event, message_summary, setup_logging
+from pipeline.stage import async_stop_event, bus_curve, message_summary, setup_logging
 
 OPTIONS = ("host", "port", "frames", "events", "recorder_events", "recordings", "log_level", "log_time", "user",
            "password", "password_file", "insecure_no_auth", "allowed_hosts", "tls_cert", "tls_key", "max_connections",
-           "max_connections_per_client", "max_viewers_per_client")
+           "max_connections_per_client", "max_viewers_per_client", "curve_keys", "insecure_bus")
 WEB_DIR = Path(__file__).parent / "web"
 
 log = logging.getLogger("camserver.gateway")
@@ -225,6 +225,11 @@ async def serve(cfg: config.Config) -> int:
     except OSError as exc:
         log.error("cannot keep the login's cookie secret in %s: %s", cfg.recordings, exc)
         return 1
+    try:
+        curve = bus_curve(cfg, binds=(), connects=(*cfg.frames, *cfg.events, *cfg.recorder_events))
+    except OSError as exc:
+        log.error("%s", exc)
+        return 1
     decoder = bus.Decoder(log)
     app = make_app(hub, Library(cfg.recordings), guard, cfg.max_viewers_per_client, decoder)
     try:
@@ -235,9 +240,9 @@ async def serve(cfg: config.Config) -> int:
         return 1
     ctx = zmq.Context()
     pumps = [
-        Pump(bus.subscriber(ctx, cfg.frames, [frame_topic(), stage_topic()], bus.FRAME_HWM), hub, decoder),
-        Pump(bus.subscriber(ctx, (*cfg.events, *cfg.recorder_events), [event_topic(), stage_topic()], bus.EVENT_HWM),
-             hub, decoder),
+        Pump(bus.subscriber(ctx, cfg.frames, [frame_topic(), stage_topic()], bus.FRAME_HWM, curve), hub, decoder),
+        Pump(bus.subscriber(ctx, (*cfg.events, *cfg.recorder_events), [event_topic(), stage_topic()], bus.EVENT_HWM,
+                            curve), hub, decoder),
     ]
     announce(cfg, guard)
     await stop.wait()

@@ -20,9 +20,10 @@ import zmq
 
 from pipeline import bus, config
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
-from pipeline.stage import consume, main
+from pipeline.stage import bus_curve, consume, main
 
-OPTIONS = ("events", "recorder_events", "frames", "json", "frame_stats", "log_level", "log_time")
+OPTIONS = ("events", "recorder_events", "frames", "json", "frame_stats", "log_level", "log_time", "curve_keys",
+           "insecure_bus")
 QUIET_TYPES = frozenset({"delta", "recorder_status"})
 
 log = logging.getLogger("camserver.logger")
@@ -87,7 +88,8 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
 
     endpoints = (*cfg.events, *cfg.recorder_events, *(cfg.frames if stats is not None else ()))
     topics = [event_topic(), frame_topic()] if stats is not None else [event_topic()]
-    with zmq.Context() as ctx, bus.subscriber(ctx, endpoints, topics, bus.EVENT_HWM) as sock:
+    curve = bus_curve(cfg, binds=(), connects=endpoints)
+    with zmq.Context() as ctx, bus.subscriber(ctx, endpoints, topics, bus.EVENT_HWM, curve) as sock:
         log.info("printing events from %s%s", ",".join((*cfg.events, *cfg.recorder_events)),
                  f" and frame statistics from {','.join(cfg.frames)}" if stats is not None else "")
         consume(sock, stop, handle, log)

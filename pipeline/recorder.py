@@ -32,10 +32,10 @@ from pipeline.mp4 import Mp4Writer
 from pipeline.preroll import PreRoll
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
 from pipeline.ratelog import RateLimitedLog
-from pipeline.stage import POLL_MS, main
+from pipeline.stage import POLL_MS, bus_curve, main
 
 OPTIONS = ("frames", "events", "recorder_events", "recordings", "pre_seconds", "post_seconds",
-           "max_recording_seconds", "max_disk", "max_age", "log_level", "log_time")
+           "max_recording_seconds", "max_disk", "max_age", "log_level", "log_time", "curve_keys", "insecure_bus")
 # Enough queued frames to ride out a slow moment of the encoder, a few seconds at 30 fps.
 RECORDER_FRAME_HWM = 100
 # A post-roll not ended by a frame this long after it was due is finished as it is.
@@ -292,10 +292,12 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
     cameras: dict[str, CameraRecorder] = {}
     heard: dict[str, float] = {}
     endpoints = (*cfg.frames, *cfg.events)
+    curve = bus_curve(cfg, binds=cfg.recorder_events, connects=endpoints)
     with (
         zmq.Context() as ctx,
-        bus.publisher(ctx, cfg.recorder_events, bus.EVENT_HWM) as events,
-        bus.subscriber(ctx, endpoints, [frame_topic(), event_topic()], RECORDER_FRAME_HWM) as sock,
+        bus.authenticated(ctx, curve),
+        bus.publisher(ctx, cfg.recorder_events, bus.EVENT_HWM, curve) as events,
+        bus.subscriber(ctx, endpoints, [frame_topic(), event_topic()], RECORDER_FRAME_HWM, curve) as sock,
     ):
         for sidecar in library.recover():
             events.send_multipart(Event(sidecar["camera"], 0, time.time(), "recording_saved",

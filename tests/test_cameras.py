@@ -26,7 +26,7 @@ from tests.conftest import REPO, Stage, clean_env, free_port, wait_for
 from tests.test_live import decode_jpeg, http_get
 from tests.test_process_managers import children, require_repo_venv, run_would_install, stop_all
 
-RunConfig = Callable[[str], list[Stage]]
+RunConfig = Callable[..., list[Stage]]
 
 
 def config_text(cameras: dict[str, str], recordings: Path, http_port: int) -> str:
@@ -44,16 +44,19 @@ def run_config(tmp_path: Path) -> Iterator[RunConfig]:
     """Start the processes a config file asks for, each as ``python -m pipeline.<stage> <its args>``."""
     started: list[Stage] = []
 
-    def run(text: str) -> list[Stage]:
-        path = tmp_path / "cameras.toml"
+    def run(text: str, name: str = "cameras") -> list[Stage]:
+        """The processes of config ``text``, saved as NAME.toml; their logs are NAME-PROCESS.log."""
+        path = tmp_path / f"{name}.toml"
         path.write_text(text)
+        stages = []
         for process in procs.processes(path):
-            log_path = tmp_path / f"{process.name}.log"
+            log_path = tmp_path / f"{name}-{process.name}.log"
             with log_path.open("wb") as log:
                 proc = subprocess.Popen([sys.executable, "-m", f"pipeline.{process.stage}", *process.args], cwd=REPO,
                                         env=clean_env(), stdout=log, stderr=subprocess.STDOUT)
-            started.append(Stage(process.name, proc, log_path))
-        return started
+            stages.append(Stage(process.name, proc, log_path))
+        started.extend(stages)
+        return stages
 
     yield run
     for stage in started:
@@ -84,8 +87,9 @@ def assert_one_recording_each(port: int, cameras: list[str], recordings: Path, t
     for camera in cameras:
         for recording in recordings_of(port, camera):
             assert recording["camera"] == camera
-            video = recordings / Path(recording["video_url"]).name
-            assert video.stat().st_size > 1000 and camera in video.name
+            status, _, video = http_get(port, recording["video_url"])
+            assert status == 200 and video[4:8] == b"ftyp" and len(video) > 1000, recording
+            assert any(path.name.endswith(f"_{camera}.mp4") for path in recordings.iterdir())
 
 
 def test_four_demo_cameras_stream_and_record_each_on_its_own(tmp_path: Path, run_config: RunConfig) -> None:
