@@ -82,6 +82,9 @@ def bus_curve(cfg: Config, binds: Sequence[str], connects: Sequence[str]) -> bus
         bus.check_connect(connects, curve, cfg.insecure_bus)
     except ValueError as exc:
         raise OSError(str(exc)) from None
+    if curve is not None:
+        logging.getLogger("camserver.bus").info("bus encrypted and authenticated (CURVE), keys from %s",
+                                                curve.folder)
     return curve
 
 
