@@ -20,8 +20,8 @@ with a password set, only /healthz and /login answer without one. Routes:
 
 Every route takes ``?camera=ID``; without it, the first camera that sent a frame is shown (or, for the
 recordings, every camera's). An id no camera can have is 400; a camera the gateway has not seen is 404
-on /snapshot.jpg, /healthz and /api/status, and waited for on the live streams; a recording or file of
-another camera than ``?camera=`` is 404. ``/healthz?camera=ID`` is that camera's health alone (200 while
+on /snapshot.jpg, /healthz and /api/status (and on /api/recordings unless it has recordings), and waited
+for on the live streams; a recording or file of another camera than ``?camera=`` is 404. ``/healthz?camera=ID`` is that camera's health alone (200 while
 it sends frames, 503 once silent, 404 unknown). The page's tiles share one WebSocket, ``/webcam?watch=``,
 which sends the frames of the tiles on screen only. Details in pipeline/httpd/status.py, live.py and
 recordings.py.
