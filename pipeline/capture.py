@@ -15,7 +15,7 @@ import threading
 import cv2
 import zmq
 
-from pipeline import bus, config
+from pipeline import bus, config, curve
 from pipeline.pacing import Pacer
 from pipeline.protocol import Frame, ProtocolError, jpeg_size
 from pipeline.ratelog import RateLimitedLog
@@ -93,7 +93,7 @@ class FrameEncoder:
 
 
 def run(cfg: config.Config, stop: threading.Event) -> int:
-    curve = bus_curve(cfg, binds=cfg.frames, connects=())
+    keys = bus_curve(cfg, binds=cfg.frames, connects=())
     source: FrameSource = open_source(cfg)
     fps = cfg.fps or source.native_fps or config.DEFAULT_FPS
     encoder = FrameEncoder(cfg, source.demo)
@@ -102,8 +102,8 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
     try:
         with (
             zmq.Context() as ctx,
-            bus.authenticated(ctx, curve),
-            bus.publisher(ctx, cfg.frames, bus.FRAME_HWM, curve) as pub,
+            curve.authenticated(ctx, keys),
+            bus.publisher(ctx, cfg.frames, bus.FRAME_HWM, keys) as pub,
         ):
             log.info("camera %s: %s at %g fps, %s, publishing on %s",
                      cfg.camera, source.description, fps, size, ",".join(cfg.frames))

@@ -19,7 +19,7 @@ import time
 import cv2
 import zmq
 
-from pipeline import bus, config
+from pipeline import bus, config, curve
 from pipeline.motion import EpisodeTracker, FrameDiffer, MotionSettings
 from pipeline.protocol import Event, Frame, frame_topic
 from pipeline.ratelog import RateLimitedLog
@@ -122,12 +122,12 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
     settings = {camera: motion_settings(own) for camera, own in cfg.cameras.items()}
     cameras: dict[str, CameraDetector] = {}
     heard: dict[str, float] = {}
-    curve = bus_curve(cfg, binds=cfg.events, connects=cfg.frames)
+    keys = bus_curve(cfg, binds=cfg.events, connects=cfg.frames)
     with (
         zmq.Context() as ctx,
-        bus.authenticated(ctx, curve),
-        bus.publisher(ctx, cfg.events, bus.EVENT_HWM, curve) as events,
-        bus.subscriber(ctx, cfg.frames, [frame_topic()], bus.FRAME_HWM, curve) as frames,
+        curve.authenticated(ctx, keys),
+        bus.publisher(ctx, cfg.events, bus.EVENT_HWM, keys) as events,
+        bus.subscriber(ctx, cfg.frames, [frame_topic()], bus.FRAME_HWM, keys) as frames,
     ):
         log.info("detecting motion in frames from %s, publishing events on %s (threshold %g%%)",
                  ",".join(cfg.frames), ",".join(cfg.events), cfg.threshold)

@@ -18,13 +18,13 @@ with a password set, only /healthz and /login answer without one. Routes:
     GET /recordings/F   a recording's files, with HTTP Range (browsers seek with it)
     GET /static/F       the page's scripts and styles
 
-Every route takes ``?camera=ID``; without it, the first camera that sent a frame is shown (or, for the
-recordings, every camera's). An id no camera can have is 400; a camera the gateway has not seen is 404
-on /snapshot.jpg, /healthz and /api/status (and on /api/recordings unless it has recordings), and waited
-for on the live streams; a recording or file of another camera than ``?camera=`` is 404. ``/healthz?camera=ID`` is that camera's health alone (200 while
-it sends frames, 503 once silent, 404 unknown). The page's tiles share one WebSocket, ``/webcam?watch=``,
-which sends the frames of the tiles on screen only. Details in pipeline/httpd/status.py, live.py and
-recordings.py.
+Every route takes ``?camera=ID``; without it, the first camera that sent a frame is shown (or, for
+the recordings, every camera's). An id no camera can have is 400; a camera the gateway has not seen
+is 404 on /snapshot.jpg, /healthz and /api/status (and on /api/recordings unless it has recordings),
+and waited for on the live streams; a recording or file of another camera than ``?camera=`` is 404.
+``/healthz?camera=ID`` is that camera's health alone (200 while it sends frames, 503 once silent,
+404 unknown). The page's tiles share one WebSocket, ``/webcam?watch=``, which sends the frames of
+the tiles on screen only. Details in pipeline/httpd/status.py, live.py and recordings.py.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ async def serve(cfg: config.Config) -> int:
         log.error("cannot keep the login's cookie secret in %s: %s", cfg.recordings, exc)
         return 1
     try:
-        curve = bus_curve(cfg, binds=(), connects=(*cfg.frames, *cfg.events, *cfg.recorder_events))
+        keys = bus_curve(cfg, binds=(), connects=(*cfg.frames, *cfg.events, *cfg.recorder_events))
     except OSError as exc:
         log.error("%s", exc)
         return 1
@@ -240,9 +240,9 @@ async def serve(cfg: config.Config) -> int:
         return 1
     ctx = zmq.Context()
     pumps = [
-        Pump(bus.subscriber(ctx, cfg.frames, [frame_topic(), stage_topic()], bus.FRAME_HWM, curve), hub, decoder),
+        Pump(bus.subscriber(ctx, cfg.frames, [frame_topic(), stage_topic()], bus.FRAME_HWM, keys), hub, decoder),
         Pump(bus.subscriber(ctx, (*cfg.events, *cfg.recorder_events), [event_topic(), stage_topic()], bus.EVENT_HWM,
-                            curve), hub, decoder),
+                            keys), hub, decoder),
     ]
     announce(cfg, guard)
     await stop.wait()

@@ -88,8 +88,8 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
 
     endpoints = (*cfg.events, *cfg.recorder_events, *(cfg.frames if stats is not None else ()))
     topics = [event_topic(), frame_topic()] if stats is not None else [event_topic()]
-    curve = bus_curve(cfg, binds=(), connects=endpoints)
-    with zmq.Context() as ctx, bus.subscriber(ctx, endpoints, topics, bus.EVENT_HWM, curve) as sock:
+    keys = bus_curve(cfg, binds=(), connects=endpoints)
+    with zmq.Context() as ctx, bus.subscriber(ctx, endpoints, topics, bus.EVENT_HWM, keys) as sock:
         log.info("printing events from %s%s", ",".join((*cfg.events, *cfg.recorder_events)),
                  f" and frame statistics from {','.join(cfg.frames)}" if stats is not None else "")
         consume(sock, stop, handle, log)

@@ -26,7 +26,7 @@ from typing import Any
 
 import zmq
 
-from pipeline import bus, config
+from pipeline import bus, config, curve
 from pipeline.library import Library, recording_name
 from pipeline.mp4 import Mp4Writer
 from pipeline.preroll import PreRoll
@@ -292,12 +292,12 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
     cameras: dict[str, CameraRecorder] = {}
     heard: dict[str, float] = {}
     endpoints = (*cfg.frames, *cfg.events)
-    curve = bus_curve(cfg, binds=cfg.recorder_events, connects=endpoints)
+    keys = bus_curve(cfg, binds=cfg.recorder_events, connects=endpoints)
     with (
         zmq.Context() as ctx,
-        bus.authenticated(ctx, curve),
-        bus.publisher(ctx, cfg.recorder_events, bus.EVENT_HWM, curve) as events,
-        bus.subscriber(ctx, endpoints, [frame_topic(), event_topic()], RECORDER_FRAME_HWM, curve) as sock,
+        curve.authenticated(ctx, keys),
+        bus.publisher(ctx, cfg.recorder_events, bus.EVENT_HWM, keys) as events,
+        bus.subscriber(ctx, endpoints, [frame_topic(), event_topic()], RECORDER_FRAME_HWM, keys) as sock,
     ):
         for sidecar in library.recover():
             events.send_multipart(Event(sidecar["camera"], 0, time.time(), "recording_saved",

@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import zmq
 
-from pipeline import bus
+from pipeline import curve
 from pipeline.bus import Decoder, receive
 from pipeline.config import Config, load_or_exit
 from pipeline.native_stderr import route_native_stderr
@@ -69,23 +69,22 @@ def async_stop_event() -> asyncio.Event:
     return stop
 
 
-def bus_curve(cfg: Config, binds: Sequence[str], connects: Sequence[str]) -> bus.Curve | None:
+def bus_curve(cfg: Config, binds: Sequence[str], connects: Sequence[str]) -> curve.Curve | None:
     """The stage's CURVE keys (--curve-keys), once sure that no endpoint leaves the host without them.
 
     OSError, which stops the stage with one line, for keys that cannot be used and for an endpoint
     beyond loopback on a plain bus (unless --insecure-bus): frames on the LAN in the clear are a
     camera anyone can watch, and a publisher anyone can impersonate.
     """
-    curve = bus.load_curve(cfg.curve_keys) if cfg.curve_keys is not None else None
+    keys = curve.load_curve(cfg.curve_keys) if cfg.curve_keys is not None else None
     try:
-        bus.check_bind(binds, curve, cfg.insecure_bus)
-        bus.check_connect(connects, curve, cfg.insecure_bus)
+        curve.check_bind(binds, keys, cfg.insecure_bus)
+        curve.check_connect(connects, keys, cfg.insecure_bus)
     except ValueError as exc:
         raise OSError(str(exc)) from None
-    if curve is not None:
-        logging.getLogger("camserver.bus").info("bus encrypted and authenticated (CURVE), keys from %s",
-                                                curve.folder)
-    return curve
+    if keys is not None:
+        logging.getLogger("camserver.bus").info("bus encrypted and authenticated (CURVE), keys from %s", keys.folder)
+    return keys
 
 
 def consume(

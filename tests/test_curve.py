@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from pipeline import bus
+from pipeline import bus, curve
 from pipeline.keys import PUBLIC_FILE, SECRET_FILE
 from pipeline.ratelog import INTERVAL_S
 from tests.conftest import REPO, clean_env, free_port, wait_for
@@ -45,13 +45,13 @@ def key_folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def ours(key_folders: tuple[Path, Path]) -> bus.Curve:
-    return bus.load_curve(key_folders[0])
+def ours(key_folders: tuple[Path, Path]) -> curve.Curve:
+    return curve.load_curve(key_folders[0])
 
 
 @pytest.fixture
-def theirs(key_folders: tuple[Path, Path]) -> bus.Curve:
-    return bus.load_curve(key_folders[1])
+def theirs(key_folders: tuple[Path, Path]) -> curve.Curve:
+    return curve.load_curve(key_folders[1])
 
 
 @pytest.fixture
@@ -81,9 +81,9 @@ def publish_while(pub: zmq.Socket, tag: bytes, keep_going: Callable[[], bool], t
         time.sleep(0.01)
 
 
-def test_only_a_subscriber_with_the_bus_keys_receives(ctx: zmq.Context, ours: bus.Curve, theirs: bus.Curve) -> None:
+def test_only_a_subscriber_with_the_bus_keys_receives(ctx: zmq.Context, ours: curve.Curve, theirs: curve.Curve) -> None:
     at = endpoint()
-    with bus.authenticated(ctx, ours) as auth, bus.publisher(ctx, [at], 1000, curve=ours) as pub, \
+    with curve.authenticated(ctx, ours) as auth, bus.publisher(ctx, [at], 1000, curve=ours) as pub, \
             bus.subscriber(ctx, [at], [b""], 1000, curve=ours) as keyed, \
             bus.subscriber(ctx, [at], [b""], 1000, curve=theirs) as other_keys, \
             bus.subscriber(ctx, [at], [b""], 1000) as plain:
@@ -104,14 +104,14 @@ def test_only_a_subscriber_with_the_bus_keys_receives(ctx: zmq.Context, ours: bu
 
 
 def test_a_stranger_publisher_on_a_subscribed_endpoint_delivers_nothing(
-        ctx: zmq.Context, ours: bus.Curve, theirs: bus.Curve, caplog: pytest.LogCaptureFixture) -> None:
+        ctx: zmq.Context, ours: curve.Curve, theirs: curve.Curve, caplog: pytest.LogCaptureFixture) -> None:
     """A publisher without the bus's secret key, keyed otherwise or plain, is not a publisher of the bus."""
     ours_at, keyed_stranger_at, plain_stranger_at = endpoint(), endpoint(), endpoint()
     with zmq.Context() as strangers, caplog.at_level(logging.WARNING, "camserver.bus"), \
-            bus.authenticated(strangers, theirs), \
+            curve.authenticated(strangers, theirs), \
             bus.publisher(strangers, [keyed_stranger_at], 1000, curve=theirs) as keyed_stranger, \
             bus.publisher(strangers, [plain_stranger_at], 1000) as plain_stranger, \
-            bus.authenticated(ctx, ours), bus.publisher(ctx, [ours_at], 1000, curve=ours) as pub, \
+            curve.authenticated(ctx, ours), bus.publisher(ctx, [ours_at], 1000, curve=ours) as pub, \
             bus.subscriber(ctx, [keyed_stranger_at, plain_stranger_at, ours_at], [b""], 1000, curve=ours) as sub:
         received: list[bytes] = []
 
@@ -141,12 +141,12 @@ def test_a_client_with_a_pair_of_its_own_is_admitted_once_its_public_key_is_in_t
     host_pair = tmp_path / "host3"
     assert make_keys(host_pair).returncode == 0
     shutil.copy(host_pair / PUBLIC_FILE, folder / "host3.key")
-    curve, host3 = bus.load_curve(folder), bus.load_curve(host_pair)
+    ours, host3 = curve.load_curve(folder), curve.load_curve(host_pair)
     at = endpoint()
-    with bus.authenticated(ctx, curve) as auth, bus.publisher(ctx, [at], 1000, curve=curve) as pub, \
+    with curve.authenticated(ctx, ours) as auth, bus.publisher(ctx, [at], 1000, curve=ours) as pub, \
             ctx.socket(zmq.SUB) as sub:
         sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.CURVE_SERVERKEY, curve.public)
+        sub.setsockopt(zmq.CURVE_SERVERKEY, ours.public)
         sub.setsockopt(zmq.CURVE_PUBLICKEY, host3.public)
         sub.setsockopt(zmq.CURVE_SECRETKEY, host3.secret)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -161,10 +161,10 @@ def test_a_client_with_a_pair_of_its_own_is_admitted_once_its_public_key_is_in_t
         assert auth.admitted == 1 and auth.refused == 0
 
 
-def test_a_curve_publisher_without_an_authenticator_is_a_programming_error(ctx: zmq.Context, ours: bus.Curve) -> None:
-    with pytest.raises(RuntimeError, match=r"bus\.authenticated"):
+def test_a_curve_publisher_without_an_authenticator_is_a_programming_error(ctx: zmq.Context, ours: curve.Curve) -> None:
+    with pytest.raises(RuntimeError, match=r"curve\.authenticated"):
         bus.publisher(ctx, [endpoint()], 10, curve=ours)
-    with bus.authenticated(ctx, None):  # the plain bus needs no branch in a stage
+    with curve.authenticated(ctx, None):  # the plain bus needs no branch in a stage
         bus.publisher(ctx, [endpoint()], 10).close()
 
 
@@ -182,11 +182,11 @@ def stranger_without_keys(port: int) -> None:
 
 
 def test_strangers_hammering_a_publisher_cost_one_log_line_per_kind_and_interval(
-        ctx: zmq.Context, ours: bus.Curve, theirs: bus.Curve, caplog: pytest.LogCaptureFixture) -> None:
+        ctx: zmq.Context, ours: curve.Curve, theirs: curve.Curve, caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
     at = f"tcp://127.0.0.1:{port}"
     started = time.monotonic()
-    with caplog.at_level(logging.DEBUG), bus.authenticated(ctx, ours) as auth, \
+    with caplog.at_level(logging.DEBUG), curve.authenticated(ctx, ours) as auth, \
             bus.publisher(ctx, [at], 10, curve=ours):
         for _ in range(300):  # each is refused for speaking without CURVE, and the connection closed
             stranger_without_keys(port)
@@ -218,8 +218,8 @@ def test_strangers_hammering_a_publisher_cost_one_log_line_per_kind_and_interval
     ["tcp://localhost:5555"], ["ipc:///tmp/camserver-frames"], ["inproc://frames"],
 ])
 def test_a_plain_bus_may_stay_on_this_host(endpoints: list[str]) -> None:
-    bus.check_bind(endpoints, None, allow_insecure=False)
-    bus.check_connect(endpoints, None, allow_insecure=False)
+    curve.check_bind(endpoints, None, allow_insecure=False)
+    curve.check_connect(endpoints, None, allow_insecure=False)
 
 
 @pytest.mark.parametrize("leaving", [
@@ -227,8 +227,8 @@ def test_a_plain_bus_may_stay_on_this_host(endpoints: list[str]) -> None:
     "tcp://camera-pi.local:5555", "tcp://[fe80::1]:5555", "udp://127.0.0.1:5555",
 ])
 def test_a_plain_bus_leaving_this_host_is_refused_naming_the_endpoint_and_the_fix(
-        leaving: str, ours: bus.Curve) -> None:
-    for check, verb in ((bus.check_bind, "bind"), (bus.check_connect, "connect to")):
+        leaving: str, ours: curve.Curve) -> None:
+    for check, verb in ((curve.check_bind, "bind"), (curve.check_connect, "connect to")):
         with pytest.raises(ValueError) as refused:
             check(["tcp://127.0.0.1:5555", leaving], None, allow_insecure=False)
         message = str(refused.value)
@@ -243,9 +243,9 @@ def test_a_loopback_interface_may_be_bound_by_name_but_not_connected_to() -> Non
     """ZeroMQ binds interface names; ``lo`` is this host. A connect resolves names by DNS instead."""
     if not Path("/sys/class/net/lo").exists():
         pytest.skip("no Linux interface named lo here")
-    bus.check_bind(["tcp://lo:5555"], None, allow_insecure=False)
+    curve.check_bind(["tcp://lo:5555"], None, allow_insecure=False)
     with pytest.raises(ValueError, match="tcp://lo:5555"):
-        bus.check_connect(["tcp://lo:5555"], None, allow_insecure=False)
+        curve.check_connect(["tcp://lo:5555"], None, allow_insecure=False)
 
 
 @pytest.fixture
@@ -257,28 +257,28 @@ def folder(key_folders: tuple[Path, Path], tmp_path: Path) -> Path:
 
 
 def test_load_curve_reads_the_pair_and_keeps_the_secret_out_of_its_repr(folder: Path) -> None:
-    curve = bus.load_curve(folder)
-    assert zmq.curve_public(curve.secret) == curve.public and len(curve.public) == 40
-    assert curve.folder == folder and curve.secret.decode() not in repr(curve)
+    keys = curve.load_curve(folder)
+    assert zmq.curve_public(keys.secret) == keys.public and len(keys.public) == 40
+    assert keys.folder == folder and keys.secret.decode() not in repr(keys)
 
 
 def test_load_curve_names_the_missing_folder_and_how_to_make_it(tmp_path: Path) -> None:
     with pytest.raises(OSError, match=f"no CURVE keys folder at {tmp_path / 'nope'}: make one with python -m "
                                       f"pipeline.keys"):
-        bus.load_curve(tmp_path / "nope")
+        curve.load_curve(tmp_path / "nope")
 
 
 def test_load_curve_names_a_missing_secret_key(folder: Path) -> None:
     (folder / SECRET_FILE).unlink()
     with pytest.raises(OSError, match=f"no secret key {folder / SECRET_FILE}"):
-        bus.load_curve(folder)
+        curve.load_curve(folder)
 
 
 def test_load_curve_refuses_a_secret_key_others_may_read(folder: Path) -> None:
     for mode in (0o644, 0o640, 0o604):
         (folder / SECRET_FILE).chmod(mode)
         with pytest.raises(OSError) as refused:
-            bus.load_curve(folder)
+            curve.load_curve(folder)
         assert str(refused.value) == (f"{folder / SECRET_FILE} is accessible by group or others (mode {mode:04o}): "
                                       f"run chmod 600 {folder / SECRET_FILE}")
 
@@ -297,14 +297,14 @@ def test_load_curve_names_a_malformed_key_file(folder: Path, file: str, spoil: C
     (folder / file).write_text(spoil(source.read_text()))
     (folder / SECRET_FILE).chmod(0o600)
     with pytest.raises(OSError) as refused:
-        bus.load_curve(folder)
+        curve.load_curve(folder)
     assert str(refused.value).startswith(str(folder / file)) and complaint in str(refused.value)
 
 
 def test_load_curve_refuses_halves_of_two_pairs(folder: Path, key_folders: tuple[Path, Path]) -> None:
     shutil.copy(key_folders[1] / PUBLIC_FILE, folder / PUBLIC_FILE)
     with pytest.raises(OSError, match="hold different keys: copy the keys folder again"):
-        bus.load_curve(folder)
+        curve.load_curve(folder)
 
 
 def test_the_key_command_makes_a_private_folder_and_never_overwrites_without_force(tmp_path: Path) -> None:
@@ -315,14 +315,14 @@ def test_the_key_command_makes_a_private_folder_and_never_overwrites_without_for
     assert f"--curve-keys {folder}" in made.stdout and f"CAMSERVER_CURVE_KEYS={folder}" in made.stdout
     assert "scp" in made.stdout
     assert sorted(path.name for path in folder.iterdir()) == [PUBLIC_FILE, SECRET_FILE]
-    first = bus.load_curve(folder)
+    first = curve.load_curve(folder)
 
     again = make_keys(folder)
     assert again.returncode == 1 and "--force" in again.stderr and again.stdout == ""
-    assert bus.load_curve(folder) == first
+    assert curve.load_curve(folder) == first
 
     forced = make_keys(folder, "--force")
     assert forced.returncode == 0, forced.stderr
-    replaced = bus.load_curve(folder)
+    replaced = curve.load_curve(folder)
     assert replaced.public != first.public and replaced.secret != first.secret
     assert sorted(path.name for path in folder.iterdir()) == [PUBLIC_FILE, SECRET_FILE]
