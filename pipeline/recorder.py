@@ -1,10 +1,11 @@
 """Recorder stage: one browser-playable MP4 per kept motion episode, with pre-roll and thumbnail.
 
 It subscribes to frames and to the detector's events, keeps the last ``--pre-seconds`` of every
-camera in memory, and on ``motion_start`` starts writing those frames and every new one to a
-hidden ``.part`` file. ``motion_end`` with ``keep`` false deletes it; with ``keep`` true the
-recording goes on for ``--post-seconds`` and is then published under its final name with a
-thumbnail (the frame with the largest delta) and a JSON sidecar. It publishes
+camera in memory, and on ``motion_start`` starts writing those frames and every new one to a hidden
+``.part`` file (the pre-roll a few frames per pass of the loop, so that one camera's 1080p pre-roll
+does not hold up the other cameras' frames and events). ``motion_end`` with ``keep`` false deletes
+it; with ``keep`` true the recording goes on for ``--post-seconds`` and is then published under its
+final name with a thumbnail (the frame with the largest delta) and a JSON sidecar. It publishes
 ``recording_started``, ``recording_saved`` and ``recording_discarded`` on its own events socket.
 
 A recorder that starts while an episode is already open (after a crash or a restart) joins it
@@ -21,7 +22,8 @@ import errno
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
@@ -47,6 +49,9 @@ STATUS_EVERY_S = 5.0
 MIN_BUFFER_S = 1.0
 # A camera without frames for this long has its recording finished and its state (the pre-roll) freed.
 FORGET_AFTER_S = 30.0
+# Pre-roll frames a camera's recording writes per pass of the loop: a 1080p pre-roll written in one
+# go held up every other camera's frames and events for a second or more (bench/cameras.py).
+CATCH_UP_FRAMES = 3
 # Deltas in a row saying motion is off after which a missing motion_end is taken as given: the
 # detector sends exactly one before its motion_end, so a second one means the motion_end is lost.
 CALM_DELTAS = 2
@@ -71,6 +76,8 @@ class Recording:
     deadline: float | None = None
     calm_deltas: int = 0
     continues: str | None = None
+    # Frames to write before the next one: the pre-roll, and frames that came while it was written.
+    backlog: deque[Frame] = field(default_factory=deque)
 
 
 class CameraRecorder:
@@ -102,7 +109,25 @@ class CameraRecorder:
         if (recording.until_ts is None and writer is not None and writer.first_ts is not None
                 and frame.ts - writer.first_ts >= self._max):
             return self._split(frame)
+        if recording.backlog:
+            recording.backlog.append(frame)
+            return []
         return self._write(frame)
+
+    @property
+    def behind(self) -> bool:
+        """Whether frames wait to be written: the loop then calls catch_up without waiting for messages."""
+        return self.current is not None and bool(self.current.backlog)
+
+    def catch_up(self, limit: int = CATCH_UP_FRAMES) -> list[Event]:
+        """Write up to ``limit`` waiting frames, so that one camera's pre-roll never holds up the other cameras."""
+        published: list[Event] = []
+        for _ in range(limit):
+            recording = self.current
+            if recording is None or not recording.backlog:
+                break
+            published += self._write(recording.backlog.popleft())
+        return published
 
     def on_event(self, event: Event) -> list[Event]:
         recording = self.current
@@ -175,8 +200,7 @@ class CameraRecorder:
                                                                  "joined": joined})]
         if trigger.type == "delta":
             self._note_delta(self.current, trigger)
-        for frame in frames:
-            published += self._write(frame)
+        self.current.backlog.extend(frames)  # written by catch_up, a few per pass
         return published
 
     def _split(self, frame: Frame) -> list[Event]:
@@ -220,7 +244,20 @@ class CameraRecorder:
             return self._discard(frame, _disk_error(exc))
         return []
 
+    def _finish_backlog(self) -> list[Event]:
+        """Write every waiting frame now: the recording is about to be closed."""
+        published: list[Event] = []
+        while self.behind:
+            published += self.catch_up(len(self.current.backlog) if self.current else 0)
+        return published
+
     def _finish(self, last: Frame | Event | None, cut_short: bool, continued_in: str | None = None) -> list[Event]:
+        published = self._finish_backlog()
+        if self.current is None:  # the disk filled up while the backlog was written: discarded
+            return published
+        return published + self._close(last, cut_short, continued_in)
+
+    def _close(self, last: Frame | Event | None, cut_short: bool, continued_in: str | None) -> list[Event]:
         recording = self.current
         assert recording is not None
         self.current = None
@@ -310,7 +347,8 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
         while not stop.is_set():
             heartbeats.tick()
             published: list[Event] = []
-            for message in bus.receive(sock, POLL_MS, decoder):
+            wait_ms = 0 if any(recorder.behind for recorder in cameras.values()) else POLL_MS
+            for message in bus.receive(sock, wait_ms, decoder):
                 recorder = cameras.get(message.camera)
                 if recorder is None:
                     if len(cameras) >= config.MAX_CAMERAS:
@@ -327,6 +365,7 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                 else:
                     published += recorder.on_event(message)
             for recorder in cameras.values():
+                published += recorder.catch_up()
                 published += recorder.tick()
             for camera in [c for c, at in heard.items() if time.monotonic() - at > FORGET_AFTER_S]:
                 published += cameras.pop(camera).stop()

@@ -23,7 +23,7 @@ from pipeline.library import Library, parse_name
 from pipeline.motion import EpisodeTracker
 from pipeline.mp4 import Mp4Writer, probe
 from pipeline.protocol import Event, Frame
-from pipeline.recorder import CameraRecorder
+from pipeline.recorder import CATCH_UP_FRAMES, CameraRecorder
 
 W, H = 320, 240
 FPS = 10
@@ -78,6 +78,7 @@ class Detector:
             self.published += self.recorder.on_frame(Frame("cam0", seq, ts, W, H, False, JPEGS[seq]))
             for event in events:
                 self.published += self.recorder.on_event(event)
+            self.published += self.recorder.catch_up()  # as the recorder's loop does after each batch
 
     def run(self, deltas: list[float], heard: bool = True) -> None:
         for delta in deltas:
@@ -423,3 +424,26 @@ def test_a_damaged_frame_mid_recording_is_skipped_and_the_rest_recorded(
     shown = sorted(first + round(t * FPS) for t in times)
     assert damaged not in shown and {damaged - 1, damaged + 1} <= set(shown)
     assert sidecar["frames"] == len(shown) == shown[-1] - shown[0]
+
+
+def test_the_pre_roll_is_written_a_few_frames_per_pass_and_new_frames_wait_their_turn(tmp_path: Path) -> None:
+    """A 1080p pre-roll written in one go held up every other camera of the recorder for a second or more."""
+    rec, _ = recorder(tmp_path)
+    frames = [Frame("cam0", seq, T0 + seq / FPS, W, H, False, JPEGS[seq]) for seq in range(32)]
+    for frame in frames[:30]:
+        rec.on_frame(frame)
+    started = rec.on_event(Event("cam0", 29, frames[29].ts, "motion_start", {}))
+    assert types(started) == ["recording_started"] and rec.behind
+    assert rec.current is not None and rec.current.writer is None  # nothing encoded yet
+    rec.catch_up()
+    assert rec.current.writer is not None and rec.current.writer.frames == CATCH_UP_FRAMES
+    assert rec.on_frame(frames[30]) == [] and rec.current.writer.frames == CATCH_UP_FRAMES  # queued behind it
+    passes = 1
+    while rec.behind:
+        rec.catch_up()
+        passes += 1
+    pre_roll = int(PRE * FPS) + 1  # the frames from trigger.ts - PRE to the trigger, both included
+    assert rec.current.writer.frames == pre_roll + 1 and passes == -(-(pre_roll + 1) // CATCH_UP_FRAMES)
+    assert rec.current.writer.last_ts == frames[30].ts
+    rec.on_frame(frames[31])  # nothing waits any more: written at once
+    assert rec.current.writer.frames == pre_roll + 2 and not rec.behind
