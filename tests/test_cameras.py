@@ -20,12 +20,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from selenium import webdriver
 
 from pipeline import procs
 from tests.conftest import REPO, Stage, clean_env, free_port, wait_for
+from tests.test_browser import browser, page_state
 from tests.test_live import decode_jpeg, http_get
 from tests.test_process_managers import children, require_repo_venv, run_would_install, stop_all
 
+__all__ = ["browser"]  # the fixture, used by name
 RunConfig = Callable[..., list[Stage]]
 
 
@@ -92,7 +95,8 @@ def assert_one_recording_each(port: int, cameras: list[str], recordings: Path, t
             assert any(path.name.endswith(f"_{camera}.mp4") for path in recordings.iterdir())
 
 
-def test_four_demo_cameras_stream_and_record_each_on_its_own(tmp_path: Path, run_config: RunConfig) -> None:
+def test_four_demo_cameras_stream_and_record_each_on_its_own(tmp_path: Path, run_config: RunConfig,
+                                                              browser: webdriver.Chrome) -> None:
     port, recordings = free_port(), tmp_path / "recordings"
     sizes = {"porch": (320, 240), "yard": (256, 192), "shed": (320, 180), "drive": (224, 168)}
     stages = run_config(config_text({camera: f'source = "demo"\nseed = {i}\nwidth = {w}\nheight = {h}\nfps = 8'
@@ -101,6 +105,9 @@ def test_four_demo_cameras_stream_and_record_each_on_its_own(tmp_path: Path, run
                                         "recorder", "gateway", "logger"]
     for camera, (w, h) in sizes.items():
         wait_for(lambda c=camera, w=w, h=h: snapshot_shape(port, c) == (h, w, 3), 20, f"{camera}'s frames")
+    browser.get(f"http://127.0.0.1:{port}/")
+    wait_for(lambda: {camera: tile["frames"] >= 3 for camera, tile in page_state(browser)["tiles"].items()}
+             == dict.fromkeys(sizes, True), 20, "the page's grid showing frames of all four cameras")
     assert_one_recording_each(port, list(sizes), recordings, 25)
     logger = next(s for s in stages if s.name == "logger")
     for camera in sizes:
