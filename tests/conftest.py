@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,22 +18,42 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-_handed_out: set[int] = set()
+def _port_slice() -> range:
+    """This process's ports: below the kernel's ephemeral range, one slice per pytest-xdist worker.
+
+    A port from bind(0) lies in the ephemeral range, which every outgoing connection draws its own
+    port from: between handing such a port out and a stage binding it, a client socket of another
+    test took it now and then ("Address already in use"), and more often with two workers. Below
+    that range only explicit binds take ports, and each worker binds in its own slice.
+    """
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768  # Linux's default; elsewhere the ports below it are as good a guess
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = (ephemeral - FIRST_TEST_PORT) // workers
+    return range(FIRST_TEST_PORT + worker * size, FIRST_TEST_PORT + (worker + 1) * size)
+
+
+FIRST_TEST_PORT = 10000
+_ports = _port_slice()
+_next_port = random.randrange(len(_ports))  # another run's sockets may linger on the ports it used
 
 
 def free_port() -> int:
-    """A loopback port nobody listens on, never one this test session handed out before.
-
-    The kernel may give the same free port to two binds in a row once the first socket is closed;
-    two endpoints of one test on one port made a stage fail to bind (once in CI).
-    """
-    while True:
+    """A loopback port nobody listens on, never one this test session handed out before."""
+    global _next_port
+    for _ in range(len(_ports)):
+        port = _ports[_next_port % len(_ports)]
+        _next_port += 1
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {_ports}")
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
