@@ -47,8 +47,13 @@ def stop_event() -> threading.Event:
     stop = threading.Event()
 
     def handle(signum: int, _frame: object) -> None:
-        logging.getLogger("camserver").info("received %s, stopping", signal.Signals(signum).name)
         stop.set()
+        # The handler runs between two bytecodes of the main thread, which may be inside a write to
+        # the log's stream: logging here failed ("reentrant call inside BufferedWriter") and took
+        # the stop with it, so the logger stage was killed after supervisord's grace period. A
+        # thread of its own waits for the stream's lock instead.
+        threading.Thread(target=logging.getLogger("camserver").info, daemon=True,
+                         args=("received %s, stopping", signal.Signals(signum).name)).start()
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, handle)
