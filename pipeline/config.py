@@ -116,6 +116,16 @@ class Config:
     insecure_bus: bool = False
     # Per camera of a config file, this stage's options with that camera's table applied.
     cameras: Mapping[str, Config] = field(default_factory=dict)
+    on_motion_start: str | None = None
+    on_motion_end: str | None = None
+    on_recording_saved: str | None = None
+    on_camera_lost: str | None = None
+    on_camera_found: str | None = None
+    hook_timeout: float = 30.0
+    hook_max_running: int = 4
+    camera_lost_after: float = 10.0
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
 
 def parse_source(text: str) -> Source:
@@ -400,6 +410,24 @@ OPTIONS: dict[str, Option] = {
                "authenticate every ZeroMQ socket (CURVE)", "none"),
         Option("insecure_bus", _bool, "allow bus endpoints beyond loopback without --curve-keys (anyone on the "
                "network can read the frames and publish forged ones)", "false"),
+        Option("on_motion_start", _password, "command run when motion starts (split like a shell line, never run by "
+               "one; see pipeline.hooks)", "none"),
+        Option("on_motion_end", _password, "command run when motion ends (see pipeline.hooks)", "none"),
+        Option("on_recording_saved", _password, "command run when a recording is saved; {path} is its mp4 (see "
+               "pipeline.hooks)", "none"),
+        Option("on_camera_lost", _password, "command run when a camera sends no frame for --camera-lost-after "
+               "seconds (see pipeline.hooks)", "none"),
+        Option("on_camera_found", _password, "command run when a lost camera sends frames again (see pipeline.hooks)",
+               "none"),
+        Option("hook_timeout", _number(float, 0.1, 86400), "seconds a hook command may run before it is killed", "30"),
+        Option("hook_max_running", _number(int, 1, 1000), "hook commands running at once at most; more are dropped "
+               "and counted", "4"),
+        Option("camera_lost_after", _number(float, 0.5, 86400), "seconds without frames after which a camera counts "
+               "as lost", "10"),
+        Option("webhook_url", _password, "http(s) URL(s), comma-separated, that get each event as a signed JSON POST "
+               "(see pipeline.hooks)", "none"),
+        Option("webhook_secret", _password, "key of the webhooks' HMAC-SHA256 signature (X-Camserver-Signature)",
+               "none", secret=True),
     )
 }
 
