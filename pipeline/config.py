@@ -126,6 +126,18 @@ class Config:
     camera_lost_after: float = 10.0
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    mqtt_host: str = "localhost"
+    mqtt_port: int | None = None
+    mqtt_user: str | None = None
+    mqtt_password: str | None = None
+    mqtt_password_file: Path | None = None
+    mqtt_tls: bool = False
+    mqtt_ca: Path | None = None
+    mqtt_prefix: str = "camserver"
+    mqtt_discovery_prefix: str = "homeassistant"
+    mqtt_node_id: str | None = None
+    mqtt_snapshot_seconds: float = 2.0
+    gateway_url: str | None = None
 
 
 def parse_source(text: str) -> Source:
@@ -428,6 +440,23 @@ OPTIONS: dict[str, Option] = {
                "(see pipeline.hooks)", "none"),
         Option("webhook_secret", _password, "key of the webhooks' HMAC-SHA256 signature (X-Camserver-Signature)",
                "none", secret=True),
+        Option("mqtt_host", _host, "MQTT broker the mqtt stage publishes to (see pipeline.mqtt)", "localhost"),
+        Option("mqtt_port", _number(int, 1, 65535), "port of the MQTT broker", "1883; 8883 with --mqtt-tls"),
+        Option("mqtt_user", _password, "user name at the MQTT broker", "none: anonymous"),
+        Option("mqtt_password", _password, "password at the MQTT broker (prefer --mqtt-password-file: a flag shows "
+               "in ps)", "none", secret=True),
+        Option("mqtt_password_file", _file, "file whose first line is the password at the MQTT broker", "none"),
+        Option("mqtt_tls", _bool, "connect to the MQTT broker over TLS, checking its certificate", "false"),
+        Option("mqtt_ca", _file, "PEM CA certificate(s) the MQTT broker's certificate is checked against",
+               "the system's"),
+        Option("mqtt_prefix", _host, "first level of camserver's own MQTT topics", "camserver"),
+        Option("mqtt_discovery_prefix", _host, "Home Assistant's MQTT discovery prefix", "homeassistant"),
+        Option("mqtt_node_id", _host, "id of this camserver in discovery topics and unique ids (letters, digits, "
+               "_ and -)", "the host name"),
+        Option("mqtt_snapshot_seconds", _number(float, 0, 3600), "a camera's newest frame is published on MQTT at "
+               "most this often, and at each motion start (0: only at motion start)", "2"),
+        Option("gateway_url", _host, "URL the gateway is reached at from Home Assistant (e.g. "
+               "http://camserver.local:8100), for links to the live view and recordings", "none"),
     )
 }
 
