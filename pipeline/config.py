@@ -289,7 +289,7 @@ def _user(text: str) -> str:
     return text
 
 
-def _password(text: str) -> str:
+def _text(text: str) -> str:
     if not text:
         raise ValueError("must not be empty")
     return text
@@ -402,7 +402,7 @@ OPTIONS: dict[str, Option] = {
         Option("frame_stats", _bool, "also subscribe to frames and print fps and dropped frames every second",
                "false"),
         Option("user", _user, "user name of the login", "admin"),
-        Option("password", _password, "password of the login (prefer --password-file: a flag shows in ps)", "none",
+        Option("password", _text, "password of the login (prefer --password-file: a flag shows in ps)", "none",
                secret=True),
         Option("password_file", _password_file, "file holding a password hash made by python -m pipeline.passwd",
                "none"),
@@ -422,28 +422,28 @@ OPTIONS: dict[str, Option] = {
                "authenticate every ZeroMQ socket (CURVE)", "none"),
         Option("insecure_bus", _bool, "allow bus endpoints beyond loopback without --curve-keys (anyone on the "
                "network can read the frames and publish forged ones)", "false"),
-        Option("on_motion_start", _password, "command run when motion starts (split like a shell line, never run by "
+        Option("on_motion_start", _text, "command run when motion starts (split like a shell line, never run by "
                "one; see pipeline.hooks)", "none"),
-        Option("on_motion_end", _password, "command run when motion ends (see pipeline.hooks)", "none"),
-        Option("on_recording_saved", _password, "command run when a recording is saved; {path} is its mp4 (see "
+        Option("on_motion_end", _text, "command run when motion ends (see pipeline.hooks)", "none"),
+        Option("on_recording_saved", _text, "command run when a recording is saved; {path} is its mp4 (see "
                "pipeline.hooks)", "none"),
-        Option("on_camera_lost", _password, "command run when a camera sends no frame for --camera-lost-after "
+        Option("on_camera_lost", _text, "command run when a camera sends no frame for --camera-lost-after "
                "seconds (see pipeline.hooks)", "none"),
-        Option("on_camera_found", _password, "command run when a lost camera sends frames again (see pipeline.hooks)",
+        Option("on_camera_found", _text, "command run when a lost camera sends frames again (see pipeline.hooks)",
                "none"),
         Option("hook_timeout", _number(float, 0.1, 86400), "seconds a hook command may run before it is killed", "30"),
         Option("hook_max_running", _number(int, 1, 1000), "hook commands running at once at most; more are dropped "
                "and counted", "4"),
         Option("camera_lost_after", _number(float, 0.5, 86400), "seconds without frames after which a camera counts "
                "as lost", "10"),
-        Option("webhook_url", _password, "http(s) URL(s), comma-separated, that get each event as a signed JSON POST "
+        Option("webhook_url", _text, "http(s) URL(s), comma-separated, that get each event as a signed JSON POST "
                "(see pipeline.hooks)", "none"),
-        Option("webhook_secret", _password, "key of the webhooks' HMAC-SHA256 signature (X-Camserver-Signature)",
+        Option("webhook_secret", _text, "key of the webhooks' HMAC-SHA256 signature (X-Camserver-Signature)",
                "none", secret=True),
         Option("mqtt_host", _host, "MQTT broker the mqtt stage publishes to (see pipeline.mqtt)", "localhost"),
         Option("mqtt_port", _number(int, 1, 65535), "port of the MQTT broker", "1883; 8883 with --mqtt-tls"),
-        Option("mqtt_user", _password, "user name at the MQTT broker", "none: anonymous"),
-        Option("mqtt_password", _password, "password at the MQTT broker (prefer --mqtt-password-file: a flag shows "
+        Option("mqtt_user", _text, "user name at the MQTT broker", "none: anonymous"),
+        Option("mqtt_password", _text, "password at the MQTT broker (prefer --mqtt-password-file: a flag shows "
                "in ps)", "none", secret=True),
         Option("mqtt_password_file", _file, "file whose first line is the password at the MQTT broker", "none"),
         Option("mqtt_tls", _bool, "connect to the MQTT broker over TLS, checking its certificate", "false"),

@@ -25,6 +25,12 @@ from pathlib import Path
 from typing import Any
 
 STAGES = ("capture", "detector", "recorder", "gateway", "logger")
+# Stages run only when asked for: listed in ``stages``, or configured at the file's top level.
+OPTIONAL_STAGES = {
+    "hooks": ("on_motion_start", "on_motion_end", "on_recording_saved", "on_camera_lost", "on_camera_found",
+              "webhook_url"),
+    "mqtt": ("mqtt_host",),
+}
 
 
 class ConfigFileError(ValueError):
@@ -41,7 +47,14 @@ class ConfigFile:
     cameras: dict[str, dict[str, str]] = field(default_factory=dict)
     remote: frozenset[str] = frozenset()
     remote_frames: tuple[str, ...] = ()
-    stages: tuple[str, ...] = STAGES
+    stages: tuple[str, ...] | None = None  # None: not given
+
+    @property
+    def stages_here(self) -> tuple[str, ...]:
+        """The stages this host runs: as listed, or the usual five and the optional ones configured."""
+        if self.stages is not None:
+            return self.stages
+        return STAGES + tuple(stage for stage, keys in OPTIONAL_STAGES.items() if any(key in self.top for key in keys))
 
     @property
     def local_cameras(self) -> list[str]:
@@ -66,7 +79,7 @@ def read(path: Path, options: Collection[str], camera_options: Collection[str]) 
     cameras: dict[str, dict[str, str]] = {}
     remote: set[str] = set()
     remote_frames: tuple[str, ...] = ()
-    stages = STAGES
+    stages = None
     for raw_key, value in data.items():
         key = raw_key.replace("-", "_")
         if key == "cameras":
@@ -91,9 +104,10 @@ def read(path: Path, options: Collection[str], camera_options: Collection[str]) 
                     raise fail(f"cameras.{camera}.source", "a remote camera's source is set on the host capturing it")
         elif key == "stages":
             stages = _names(value, lambda m, k=raw_key: fail(k, m))
-            unknown = [stage for stage in stages if stage not in STAGES]
+            known = (*STAGES, *OPTIONAL_STAGES)
+            unknown = [stage for stage in stages if stage not in known]
             if unknown:
-                raise fail(raw_key, f"unknown stage {unknown[0]!r}; known: {', '.join(STAGES)}")
+                raise fail(raw_key, f"unknown stage {unknown[0]!r}; known: {', '.join(known)}")
         elif key == "remote_frames":
             remote_frames = _names(value, lambda m, k=raw_key: fail(k, m))
         elif key == "camera":

@@ -5,8 +5,10 @@
     python -m pipeline.procs --config camserver.toml --format systemd --output units/
 
 One capture process per local camera, so that each camera fails and restarts alone, and one
-detector, recorder, gateway and logger for all of them (each learns the cameras from the stream);
-the file's ``stages`` picks which of these this host runs (a Pi that only captures: ["capture"]).
+detector, recorder, gateway and logger for all of them (each learns the cameras from the stream),
+plus the optional hooks and mqtt stages when the file configures them (a hook, a webhook,
+``mqtt_host``). The file's ``stages`` lists what this host runs instead (a Pi that only captures:
+["capture"]).
 The shipped Procfile and supervisor.conf are the templates: a process is its template's command
 with ``--config FILE`` (and ``--camera ID``) added, so the two ways of running never drift apart.
 ``./run`` writes the supervisord form by itself when CAMSERVER_CONFIG names a file.
@@ -44,7 +46,7 @@ def processes(path: Path) -> list[Process]:
     settings = config.load_file(path)
     file, where = settings.file, str(path.resolve())
     found = []
-    for stage in file.stages:
+    for stage in file.stages_here:
         if stage == "capture":
             found += [Process(f"capture-{camera}", "capture", ("--config", where, "--camera", camera))
                       for camera in file.local_cameras]
@@ -56,7 +58,7 @@ def processes(path: Path) -> list[Process]:
 def procfile(found: Sequence[Process], template: str) -> str:
     """Procfile lines, each its stage's template line with the process's arguments added."""
     commands = {match[1]: match[2] for match in map(PROCFILE_LINE.match, template.splitlines()) if match}
-    return "".join(f"{p.name}: {commands[p.stage]} {' '.join(p.args)}\n" for p in found)
+    return "".join(f"{p.name}: {_template(commands, p.stage)} {' '.join(p.args)}\n" for p in found)
 
 
 def supervisor(found: Sequence[Process], template: str, here: Path) -> str:
@@ -67,7 +69,7 @@ def supervisor(found: Sequence[Process], template: str, here: Path) -> str:
     sections = _sections(template.replace("%(here)s", str(here)))
     text = "".join(_section(name, body) for name, body in sections.items() if not name.startswith("program:"))
     for p in found:
-        body = dict(sections[f"program:{p.stage}"])
+        body = _program(sections, p.stage)
         body["command"] = f"{body['command']} {' '.join(p.args)}"
         text += _section(f"program:{p.name}", body)
     return text
@@ -79,7 +81,7 @@ def systemd(found: Sequence[Process], template: str, here: Path, user: str) -> d
     units = {"camserver.target": (
         "[Unit]\nDescription=camserver, every process of this host\n\n[Install]\nWantedBy=multi-user.target\n")}
     for p in found:
-        program = sections[f"program:{p.stage}"]
+        program = _program(sections, p.stage)
         units[f"camserver-{p.name}.service"] = (
             f"[Unit]\nDescription=camserver {p.name}\nPartOf=camserver.target\nAfter=network-online.target\n"
             f"Wants=network-online.target\n\n"
@@ -88,6 +90,20 @@ def systemd(found: Sequence[Process], template: str, here: Path, user: str) -> d
             f"Restart=always\nRestartSec=1\nKillSignal=SIGTERM\nTimeoutStopSec=5\n\n"
             f"[Install]\nWantedBy=camserver.target\n")
     return units
+
+
+def _template(commands: dict[str, str], stage: str) -> str:
+    """A stage's command line; an optional stage (hooks, mqtt) takes the logger's, another subscriber."""
+    return commands.get(stage) or commands["logger"].replace("pipeline.logger", f"pipeline.{stage}")
+
+
+def _program(sections: dict[str, dict[str, str]], stage: str) -> dict[str, str]:
+    """A stage's supervisord settings, an optional stage taking the logger's (see _template)."""
+    if f"program:{stage}" in sections:
+        return dict(sections[f"program:{stage}"])
+    body = dict(sections["program:logger"])
+    body["command"] = body["command"].replace("pipeline.logger", f"pipeline.{stage}")
+    return body
 
 
 def _sections(text: str) -> dict[str, dict[str, str]]:

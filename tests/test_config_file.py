@@ -173,3 +173,15 @@ def test_the_systemd_units_verify(tmp_path: Path) -> None:
 def test_the_example_file_is_valid() -> None:
     found = procs.processes(REPO / "cameras.example.toml")
     assert [p.name for p in found][:2] == ["capture-porch", "capture-garden"]
+
+
+def test_the_optional_stages_run_when_the_file_configures_them(tmp_path: Path) -> None:
+    path = write(tmp_path, 'on_recording_saved = "echo {path}"\nmqtt_host = "broker.local"\n' + TWO_CAMERAS)
+    found = procs.processes(path)
+    assert [p.name for p in found][-2:] == ["hooks", "mqtt"]
+    text = procs.procfile(found, (REPO / "Procfile").read_text())
+    assert f"hooks: exec python -m pipeline.hooks --no-log-time --config {path}\n" in text
+    sections = procs._sections(procs.supervisor(found, (REPO / "supervisor.conf").read_text(), REPO))
+    assert sections["program:mqtt"]["command"].endswith(f"-m pipeline.mqtt --config {path}")
+    listed = write(tmp_path, 'stages = ["gateway", "mqtt"]\n' + TWO_CAMERAS)
+    assert [p.name for p in procs.processes(listed)] == ["gateway", "mqtt"]
