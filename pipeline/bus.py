@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import zmq
 
@@ -65,16 +65,21 @@ def subscriber(ctx: zmq.Context, endpoints: Iterable[str], topics: Iterable[byte
 
 
 class Heartbeats:
-    """Sends a stage's heartbeat on its PUB socket whenever HEARTBEAT_EVERY_S has passed."""
+    """Sends a stage's heartbeat on its PUB socket whenever HEARTBEAT_EVERY_S has passed.
 
-    def __init__(self, stage: str, sock: zmq.Socket) -> None:
-        self._stage, self._sock = stage, sock
+    ``counters``, when given, is asked at each heartbeat for the stage's running totals (names and
+    limits in pipeline.protocol), which the gateway shows on /metrics: the stage keeps no HTTP server.
+    """
+
+    def __init__(self, stage: str, sock: zmq.Socket, counters: Callable[[], dict[str, int]] | None = None) -> None:
+        self._stage, self._sock, self._counters = stage, sock, counters
         self._next = 0.0
 
     def tick(self) -> None:
         now = time.monotonic()
         if now >= self._next:
-            self._sock.send_multipart(Heartbeat(self._stage, time.time()).encode())
+            counters = self._counters() if self._counters is not None else {}
+            self._sock.send_multipart(Heartbeat(self._stage, time.time(), counters).encode())
             self._next = now + HEARTBEAT_EVERY_S
 
 

@@ -107,7 +107,9 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
         ):
             log.info("camera %s: %s at %g fps, %s, publishing on %s",
                      cfg.camera, source.description, fps, size, ",".join(cfg.frames))
-            heartbeats = bus.Heartbeats("capture", pub)
+            heartbeats = bus.Heartbeats("capture", pub, lambda: {
+                "frames_published": encoder.passed + encoder.encoded, "frames_passed": encoder.passed,
+                "frames_encoded": encoder.encoded})
             while not stop.wait(pacer.delay()):
                 heartbeats.tick()
                 try:

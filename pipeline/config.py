@@ -138,6 +138,7 @@ class Config:
     mqtt_node_id: str | None = None
     mqtt_snapshot_seconds: float = 2.0
     gateway_url: str | None = None
+    metrics_token: str | None = None
 
 
 def parse_source(text: str) -> Source:
@@ -292,6 +293,13 @@ def _user(text: str) -> str:
 def _text(text: str) -> str:
     if not text:
         raise ValueError("must not be empty")
+    return text
+
+
+def _metrics_token(text: str) -> str:
+    """A token sent in an HTTP header: printable, no spaces, and long enough not to be guessed."""
+    if not re.fullmatch(r"[\x21-\x7e]{16,256}", text):
+        raise ValueError("expected 16 to 256 printable characters without spaces (e.g. from `openssl rand -hex 32`)")
     return text
 
 
@@ -457,6 +465,8 @@ OPTIONS: dict[str, Option] = {
                "most this often, and at each motion start (0: only at motion start)", "2"),
         Option("gateway_url", _host, "URL the gateway is reached at from Home Assistant (e.g. "
                "http://camserver.local:8100), for links to the live view and recordings", "none"),
+        Option("metrics_token", _metrics_token, "bearer token a Prometheus scraper may use for /metrics instead of "
+               "the login (at least 16 characters)", "none: the login only", secret=True),
     )
 }
 

@@ -139,7 +139,9 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                     log.debug("%s %s at frame %d", event.camera, event.type, event.seq)
 
         decoder, notes = bus.Decoder(log), RateLimitedLog(log)
-        heartbeats = bus.Heartbeats("detector", events)
+        analysed = [0]  # frames handed to a camera's detector; sent with the heartbeat for /metrics
+        heartbeats = bus.Heartbeats("detector", events,
+                                    lambda: {"frames_analysed": analysed[0], "malformed": decoder.malformed})
         while not stop.is_set():
             heartbeats.tick()
             for message in bus.receive(frames, POLL_MS, decoder):
@@ -154,6 +156,7 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                     detector = cameras[message.camera] = CameraDetector(
                         message.camera, settings.get(message.camera, defaults))
                 heard[message.camera] = time.monotonic()
+                analysed[0] += 1
                 for event in detector.process(message):
                     publish(event)
             for camera in [c for c, at in heard.items() if time.monotonic() - at > SILENT_AFTER_S]:

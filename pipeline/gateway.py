@@ -16,6 +16,7 @@ with a password set, only /healthz and /login answer without one. Routes:
     GET, DELETE /api/recordings/NAME   one recording
     GET /api/status     cameras, stage health, motion and recording, disk use
     GET /recordings/F   a recording's files, with HTTP Range (browsers seek with it)
+    GET /metrics        Prometheus metrics; also open to ``Authorization: Bearer`` --metrics-token
     GET /static/F       the page's scripts and styles
 
 Every route takes ``?camera=ID``; without it, the first camera that sent a frame is shown (or, for
@@ -46,6 +47,7 @@ from pipeline.httpd.base import Guard, Guarded
 from pipeline.httpd.hosts import HostPolicy, is_loopback
 from pipeline.httpd.live import LiveSocket, MjpegStream, Snapshot, StreamQuota, Wire
 from pipeline.httpd.login import Login, Logout, Session
+from pipeline.httpd.metrics import Metrics, registry_for
 from pipeline.httpd.page import Page
 from pipeline.httpd.recordings import Recording, RecordingFile, RecordingList
 from pipeline.httpd.status import Health, Status
@@ -57,7 +59,7 @@ from pipeline.stage import async_stop_event, bus_curve, message_summary, setup_l
 
 OPTIONS = ("host", "port", "frames", "events", "recorder_events", "recordings", "log_level", "log_time", "user",
            "password", "password_file", "insecure_no_auth", "allowed_hosts", "tls_cert", "tls_key", "max_connections",
-           "max_connections_per_client", "max_viewers_per_client", "curve_keys", "insecure_bus")
+           "max_connections_per_client", "max_viewers_per_client", "curve_keys", "insecure_bus", "metrics_token")
 WEB_DIR = Path(__file__).parent / "web"
 
 log = logging.getLogger("camserver.gateway")
@@ -116,7 +118,7 @@ def announce(cfg: config.Config, guard: Guard) -> None:
 
 
 def make_app(hub: Hub, library: Library, guard: Guard, viewers_per_client: int,
-             decoder: bus.Decoder) -> tornado.web.Application:
+             decoder: bus.Decoder, metrics_token: str | None = None) -> tornado.web.Application:
     live = {"hub": hub, "quota": StreamQuota(viewers_per_client), "wire": Wire()}
     return tornado.web.Application(
         [
@@ -133,6 +135,7 @@ def make_app(hub: Hub, library: Library, guard: Guard, viewers_per_client: int,
             (r"/api/recordings/([^/]+)", Recording, {"library": library}),
             (r"/api/status", Status, {"hub": hub, "library": library, "decoder": decoder}),
             (r"/recordings/([^/]+)", RecordingFile, {"path": str(library.root)}),
+            (r"/metrics", Metrics, {"registry": registry_for(hub, library, decoder), "token": metrics_token}),
         ],
         default_handler_class=NotFound,
         guard=guard,
@@ -231,7 +234,7 @@ async def serve(cfg: config.Config) -> int:
         log.error("%s", exc)
         return 1
     decoder = bus.Decoder(log)
-    app = make_app(hub, Library(cfg.recordings), guard, cfg.max_viewers_per_client, decoder)
+    app = make_app(hub, Library(cfg.recordings), guard, cfg.max_viewers_per_client, decoder, cfg.metrics_token)
     try:
         http = server.listen(app, cfg.port, cfg.host, tls_context(cfg), cfg.max_connections,
                              cfg.max_connections_per_client)

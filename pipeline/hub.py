@@ -19,6 +19,11 @@ made-up id on the bus) is forgotten after OFFLINE_AFTER_S and never counts for h
 streamed for ESTABLISHED_AFTER_S counts until it has been silent for FORGET_AFTER_S. Stages are
 judged by their own heartbeats, and a camera's ``motion`` and ``recording`` flags are believed
 only while the stage that set them is heard from.
+
+Counters for /metrics (pipeline/httpd/metrics.py) are kept here as plain numbers, bumped where the
+hub already handles the frame or event, and read at scrape time: frames taken in and handed to
+viewers, capture-to-gateway latency, episodes and recordings per camera, and each stage's own
+counters from its heartbeat. A camera's counters go with its state when it is forgotten.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ MAX_CAMERAS = 64
 PRUNE_EVERY_S = 1.0
 RATE_WINDOW_S = 2.0
 EVENT_BACKLOG = 200
+# Upper bounds (seconds) of the capture-to-gateway latency histogram's buckets.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # The key under which viewers of every camera's events are kept; no camera id can be "*".
 ALL_CAMERAS = "*"
 
@@ -69,6 +76,31 @@ class RateMeter:
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
 
 
+class Latency:
+    """A histogram of seconds from capture (a frame's ``ts``) to the gateway taking the frame in.
+
+    Both ends are wall clocks, of the capture host and of this one: across hosts their skew adds to
+    every figure, and a negative figure (capture's clock ahead) counts as 0 in ``negative``.
+    """
+
+    def __init__(self) -> None:
+        self.buckets = [0] * len(LATENCY_BUCKETS)  # per bucket, not cumulative
+        self.count = 0
+        self.sum = 0.0
+        self.negative = 0
+
+    def observe(self, seconds: float) -> None:
+        if seconds < 0:
+            self.negative += 1
+            seconds = 0.0
+        self.count += 1
+        self.sum += seconds
+        for index, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                self.buckets[index] += 1
+                break
+
+
 @dataclass
 class CameraState:
     """What the gateway knows of one camera; ages come from this host's monotonic clock."""
@@ -80,6 +112,12 @@ class CameraState:
     meter: RateMeter = field(default_factory=RateMeter)
     motion: bool = False
     recording: bool = False
+    frames: int = 0  # taken into the hub
+    offered: int = 0  # handed to a viewer (a slow viewer's waiting frame is replaced by the next)
+    latency: Latency = field(default_factory=Latency)
+    episodes: int = 0  # motion_start events
+    saved: int = 0  # recording_saved events
+    discarded: int = 0  # recording_discarded events
 
     def online(self, now: float) -> bool:
         return now - self.frame_at < OFFLINE_AFTER_S
@@ -154,8 +192,8 @@ class Viewer:
 class Hub:
     """Routes each camera's frames and events to the viewers that watch it."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(self, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        self._clock, self._wall = clock, wall
         self.cameras: dict[str, CameraState] = {}
         self.viewers: set[Watcher] = set()
         # camera -> viewers of its frames (None: of whichever camera is the default), and camera -> viewers of
@@ -164,6 +202,7 @@ class Hub:
         self._events_to: dict[str | None, set[Watcher]] = {}
         self._routes: dict[Watcher, tuple[frozenset[str | None], str | None]] = {}
         self.stage_at: dict[str, float] = {}
+        self.stage_counters: dict[str, dict[str, int]] = {}
         self._pruned_at = float("-inf")
 
     def default_camera(self) -> str | None:
@@ -233,11 +272,14 @@ class Hub:
             state = self.cameras[frame.camera] = CameraState(frame, now, now)
         state.frame, state.frame_at = frame, now
         state.meter.tick(now)
+        state.frames += 1
+        state.latency.observe(self._wall() - frame.ts)
         # A copy: a viewer may leave while it is handed the frame.
         viewers = tuple(self._frames_to.get(frame.camera, ()))
         followers = self._frames_to.get(None)
         if followers and self.default_camera() == frame.camera:
             viewers += tuple(followers)
+        state.offered += len(viewers)
         for viewer in viewers:
             viewer.offer_frame(frame)
         return True
@@ -245,6 +287,7 @@ class Hub:
     def publish_heartbeat(self, heartbeat: Heartbeat) -> None:
         if heartbeat.stage in STAGES:
             self.stage_at[heartbeat.stage] = self._clock()
+            self.stage_counters[heartbeat.stage] = heartbeat.counters
 
     def publish_event(self, event: Event) -> None:
         now = self._clock()
@@ -253,10 +296,16 @@ class Hub:
             state.event_at = now
             if event.type == "delta":
                 state.motion = event.data.get("motion") is True
+            elif event.type == "motion_start":
+                state.episodes += 1
             elif event.type in ("recording_started", "recorder_status"):
                 state.recording = event.type == "recording_started" or event.data.get("recording") is True
             elif event.type in ("recording_saved", "recording_discarded"):
                 state.recording = False
+                if event.type == "recording_saved":
+                    state.saved += 1
+                else:
+                    state.discarded += 1
         viewers = (*self._events_to.get(event.camera, ()), *self._events_to.get(ALL_CAMERAS, ()))
         followers = self._events_to.get(None)
         if followers and self.default_camera() == event.camera:

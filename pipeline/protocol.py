@@ -20,10 +20,13 @@ publishes on (capture on its frames socket, detector and recorder on their event
 
     +---------------------+---------------------------------------------+
     | b"stage." + stage   | body: msgpack map {"v": 1, "stage": str,    |
-    |                     |                    "ts": float}             |
+    |                     |   "ts": float, "counters": {str: int}}      |
     +---------------------+---------------------------------------------+
 
-so that stage health never depends on whether a camera is sending frames.
+so that stage health never depends on whether a camera is sending frames. ``counters`` (optional:
+absent in older stages' heartbeats, read as none) are the stage's running totals since it started,
+which the gateway reports on /metrics: at most MAX_COUNTERS, named like COUNTER_NAME, each a whole
+number from 0 to 2**63 - 1.
 
 The topic comes first so that a SUB socket filters by prefix: ``b"frame."`` for every camera's
 frames, ``b"frame.cam0"`` for one camera's. ZeroMQ matches prefixes, so ``b"frame.cam0"`` also
@@ -68,6 +71,10 @@ MAX_SIDE = 8192
 MAX_PIXELS = 7680 * 4320  # 8K UHD
 MAX_DATA_DEPTH = 8
 MAX_DATA_ITEMS = 10_000
+# A heartbeat's counters: few, named for a metric, and whole numbers a Prometheus counter can hold.
+MAX_COUNTERS = 32
+COUNTER_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+MAX_COUNTER = 2**63 - 1
 # Start-of-frame markers of every JPEG coding process; C4 (DHT), C8 (JPG) and CC (DAC) are not frames.
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 # Markers that stand alone, without a length: TEM and the restart markers.
@@ -203,10 +210,13 @@ class Heartbeat:
 
     stage: str
     ts: float
+    counters: dict[str, int] = field(default_factory=dict)
 
     def encode(self) -> list[bytes]:
-        return [STAGE_PREFIX + self.stage.encode(), msgpack.packb({"v": PROTOCOL_VERSION, "stage": self.stage,
-                                                                   "ts": self.ts})]
+        body = {"v": PROTOCOL_VERSION, "stage": self.stage, "ts": self.ts}
+        if self.counters:
+            body["counters"] = _check_counters(self.counters)
+        return [STAGE_PREFIX + self.stage.encode(), msgpack.packb(body)]
 
     @classmethod
     def decode(cls, parts: Sequence[bytes]) -> Heartbeat:
@@ -217,7 +227,7 @@ class Heartbeat:
         stage = _get(body, "stage", str)
         if not CAMERA_ID.fullmatch(stage) or topic != STAGE_PREFIX + stage.encode():
             raise ProtocolError(f"topic {topic[:80]!r} does not match stage {stage[:80]!r}")
-        return cls(stage=stage, ts=_get_ts(body))
+        return cls(stage=stage, ts=_get_ts(body), counters=_check_counters(body.get("counters", {})))
 
 
 def decode(parts: Sequence[bytes]) -> Frame | Event | Heartbeat:
@@ -311,6 +321,22 @@ def _check_data(data: dict[str, Any]) -> dict[str, Any]:
 
     check(data, 0, "")
     return data
+
+
+def _check_counters(counters: Any) -> dict[str, int]:
+    """A heartbeat's counters as /metrics can print them: few, with metric-safe names and whole numbers."""
+    if type(counters) is not dict:
+        raise ProtocolError(f"heartbeat counters are a {type(counters).__name__}, not a map")
+    if len(counters) > MAX_COUNTERS:
+        raise ProtocolError(f"heartbeat has {len(counters)} counters, more than {MAX_COUNTERS}")
+    for name, value in counters.items():
+        if type(name) is not str or not COUNTER_NAME.fullmatch(name):
+            raise ProtocolError(f"bad heartbeat counter name {str(name)[:80]!r}: use [a-z][a-z0-9_]*, 40 at most")
+        # bool is a subclass of int, and no sender means True as a count.
+        if type(value) is not int or not 0 <= value <= MAX_COUNTER:
+            raise ProtocolError(f"heartbeat counter {name!r} is {str(value)[:80]}, not a whole number from 0 to "
+                                f"{MAX_COUNTER}")
+    return dict(counters)
 
 
 def _get(mapping: Mapping[str, Any], key: str, kind: type, minimum: int | None = None,

@@ -343,7 +343,9 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                  ",".join(cfg.frames), ",".join(cfg.events), cfg.pre_seconds, cfg.post_seconds)
         next_retention = next_status = 0.0
         decoder, notes = bus.Decoder(log), RateLimitedLog(log)
-        heartbeats = bus.Heartbeats("recorder", events)
+        received = [0]  # frames taken off the bus; sent with the heartbeat for /metrics
+        heartbeats = bus.Heartbeats("recorder", events,
+                                    lambda: {"frames_received": received[0], "malformed": decoder.malformed})
         while not stop.is_set():
             heartbeats.tick()
             published: list[Event] = []
@@ -360,6 +362,7 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                         message.camera, library, own.pre_seconds, own.post_seconds, own.max_recording_seconds)
                     heard[message.camera] = time.monotonic()
                 if isinstance(message, Frame):
+                    received[0] += 1
                     heard[message.camera] = time.monotonic()
                     published += recorder.on_frame(message)
                 else:

@@ -105,7 +105,7 @@ def test_only_the_allow_list_answers_without_credentials_for_every_route_and_met
     assert {rule.target.__name__ for rule in table if rule.target.public} == {"Health", "Login"}
     paths = [sample_path(rule, recording) for rule in table]
     assert {"/", "/webcam", "/api/recordings", f"/api/recordings/{recording}", "/healthz", "/login",
-            f"/recordings/{recording}.mp4", "/static/app.js"} <= set(paths)
+            f"/recordings/{recording}.mp4", "/static/app.js", "/metrics"} <= set(paths)
     public_paths = {path for path, _ in PUBLIC}
     for path in [*paths, "/no/such/route"]:
         authorised = call(ports.http, "GET", path, basic(), read=False)
