@@ -114,6 +114,7 @@ class CameraState:
     recording: bool = False
     frames: int = 0  # taken into the hub
     offered: int = 0  # handed to a viewer (a slow viewer's waiting frame is replaced by the next)
+    dropped: int = 0  # replaced so, while waiting for a slow viewer: never sent
     latency: Latency = field(default_factory=Latency)
     episodes: int = 0  # motion_start events
     saved: int = 0  # recording_saved events
@@ -141,8 +142,11 @@ class Watcher(Protocol):
     wants_events: bool
     closed: bool
 
-    def offer_frame(self, frame: Frame) -> None:
-        """Take the camera's newest frame; called for every frame, so it must be quick and must not raise."""
+    def offer_frame(self, frame: Frame) -> bool:
+        """Take the camera's newest frame; True if it pushed out one of the camera still waiting (dropped).
+
+        Called for every frame, so it must be quick and must not raise.
+        """
 
     def offer_event(self, event: Event) -> None:
         """Take an event of the camera, when the viewer wants events; must not raise."""
@@ -165,9 +169,11 @@ class Viewer:
         self._wake = asyncio.Event()
         self.closed = False
 
-    def offer_frame(self, frame: Frame) -> None:
+    def offer_frame(self, frame: Frame) -> bool:
+        dropped = self._frame is not None and self._frame.camera == frame.camera
         self._frame = frame
         self._wake.set()
+        return dropped
 
     def offer_event(self, event: Event) -> None:
         if self.wants_events:
@@ -281,7 +287,7 @@ class Hub:
             viewers += tuple(followers)
         state.offered += len(viewers)
         for viewer in viewers:
-            viewer.offer_frame(frame)
+            state.dropped += viewer.offer_frame(frame)
         return True
 
     def publish_heartbeat(self, heartbeat: Heartbeat) -> None:

@@ -3,6 +3,7 @@
     python -m pipeline.procs --config camserver.toml                    # a Procfile, for honcho
     python -m pipeline.procs --config camserver.toml --format supervisor > camserver.conf
     python -m pipeline.procs --config camserver.toml --format systemd --output units/
+    python -m pipeline.procs --format systemd --output units/          # one camera, configured by .env
 
 One capture process per local camera, so that each camera fails and restarts alone, and one
 detector, recorder, gateway and logger for all of them (each learns the cameras from the stream),
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from pipeline import config
+from pipeline import config, configfile
 
 REPO = Path(__file__).resolve().parent.parent
 # Reading camserver's own files as templates: a line "name: command" of the Procfile, a [section] of supervisor.conf.
@@ -41,16 +42,21 @@ class Process(NamedTuple):
     args: tuple[str, ...]
 
 
-def processes(path: Path) -> list[Process]:
-    """The processes the config file at ``path`` asks this host to run; ConfigError for a bad file."""
+def processes(path: Path | None) -> list[Process]:
+    """The processes the config file at ``path`` asks this host to run; ConfigError for a bad file.
+
+    Without a file, the shipped five of one camera, configured by variables as ``./run`` runs them.
+    """
+    if path is None:
+        return [Process(stage, stage, ()) for stage in configfile.STAGES]
     settings = config.load_file(path)
     file, where = settings.file, str(path.resolve())
     found = []
     for stage in file.stages_here:
-        if stage == "capture":
+        if stage == "capture" and file.cameras:
             found += [Process(f"capture-{camera}", "capture", ("--config", where, "--camera", camera))
                       for camera in file.local_cameras]
-        else:
+        else:  # a file without [cameras.ID] tables configures the one camera of today
             found.append(Process(stage, stage, ("--config", where)))
     return found
 
@@ -58,7 +64,7 @@ def processes(path: Path) -> list[Process]:
 def procfile(found: Sequence[Process], template: str) -> str:
     """Procfile lines, each its stage's template line with the process's arguments added."""
     commands = {match[1]: match[2] for match in map(PROCFILE_LINE.match, template.splitlines()) if match}
-    return "".join(f"{p.name}: {_template(commands, p.stage)} {' '.join(p.args)}\n" for p in found)
+    return "".join(f"{p.name}: {' '.join((_template(commands, p.stage), *p.args))}\n" for p in found)
 
 
 def supervisor(found: Sequence[Process], template: str, here: Path) -> str:
@@ -70,13 +76,16 @@ def supervisor(found: Sequence[Process], template: str, here: Path) -> str:
     text = "".join(_section(name, body) for name, body in sections.items() if not name.startswith("program:"))
     for p in found:
         body = _program(sections, p.stage)
-        body["command"] = f"{body['command']} {' '.join(p.args)}"
+        body["command"] = " ".join((body["command"], *p.args))
         text += _section(f"program:{p.name}", body)
     return text
 
 
 def systemd(found: Sequence[Process], template: str, here: Path, user: str) -> dict[str, str]:
-    """Unit files by name: a camserver.target and one service per process, part of it and restarted when it exits."""
+    """Unit files by name: a camserver.target and one service per process, part of it and restarted when it exits.
+
+    Each reads the repository's ``.env`` as ./run does (systemd's EnvironmentFile; missing is fine).
+    """
     sections = _sections(template.replace("%(here)s", str(here)))
     units = {"camserver.target": (
         "[Unit]\nDescription=camserver, every process of this host\n\n[Install]\nWantedBy=multi-user.target\n")}
@@ -86,7 +95,8 @@ def systemd(found: Sequence[Process], template: str, here: Path, user: str) -> d
             f"[Unit]\nDescription=camserver {p.name}\nPartOf=camserver.target\nAfter=network-online.target\n"
             f"Wants=network-online.target\n\n"
             f"[Service]\nUser={user}\nWorkingDirectory={program['directory']}\n"
-            f"Environment=PYTHONUNBUFFERED=1\nExecStart={program['command']} --no-log-time {' '.join(p.args)}\n"
+            f"Environment=PYTHONUNBUFFERED=1\nEnvironmentFile=-{program['directory']}/.env\n"
+            f"ExecStart={' '.join((program['command'], '--no-log-time', *p.args))}\n"
             f"Restart=always\nRestartSec=1\nKillSignal=SIGTERM\nTimeoutStopSec=5\n\n"
             f"[Install]\nWantedBy=camserver.target\n")
     return units
@@ -130,10 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", metavar="DIR", type=Path, help="systemd: the folder to write the units to")
     args = parser.parse_args(argv)
     path = args.config or os.environ.get(config.ENV_PREFIX + "CONFIG")
-    if not path:
-        parser.error("name the config file with --config FILE or CAMSERVER_CONFIG")
     try:
-        found = processes(Path(path))
+        found = processes(Path(path) if path else None)
     except config.ConfigError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     if args.format == "procfile":

@@ -185,3 +185,23 @@ def test_the_optional_stages_run_when_the_file_configures_them(tmp_path: Path) -
     assert sections["program:mqtt"]["command"].endswith(f"-m pipeline.mqtt --config {path}")
     listed = write(tmp_path, 'stages = ["gateway", "mqtt"]\n' + TWO_CAMERAS)
     assert [p.name for p in procs.processes(listed)] == ["gateway", "mqtt"]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_without_a_config_file_the_units_run_the_shipped_five_reading_env(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pipeline.procs", "--format", "systemd", "--output", str(tmp_path)],
+                   cwd=REPO, env=clean_env(), capture_output=True, timeout=30, check=True)
+    units = sorted(tmp_path.iterdir())
+    assert [u.name for u in units] == sorted(["camserver.target", *(f"camserver-{s}.service" for s in (
+        "capture", "detector", "recorder", "gateway", "logger"))])
+    gateway = (tmp_path / "camserver-gateway.service").read_text()
+    assert f"EnvironmentFile=-{REPO}/.env\n" in gateway and "-m pipeline.gateway --no-log-time\n" in gateway
+    verify = subprocess.run(["systemd-analyze", "verify", *map(str, units)], capture_output=True, text=True,
+                            timeout=60)
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+
+
+def test_a_file_without_cameras_runs_one_capture_with_it(tmp_path: Path) -> None:
+    path = write(tmp_path, 'source = "demo"\n')
+    assert [(p.name, p.args) for p in procs.processes(path)] == [
+        (stage, ("--config", str(path))) for stage in ("capture", "detector", "recorder", "gateway", "logger")]

@@ -38,6 +38,22 @@ def test_a_slow_viewer_gets_only_the_newest_frame_and_events_in_order() -> None:
     asyncio.run(scenario())
 
 
+def test_frames_a_slow_viewer_never_got_are_counted_as_dropped() -> None:
+    async def scenario() -> None:
+        hub = Hub()
+        slow, reading = hub.attach("cam0", wants_events=False), hub.attach("cam0", wants_events=False)
+        for seq in range(5):
+            hub.publish_frame(frame(seq))
+            await reading.next(timeout=1)
+        state = hub.cameras["cam0"]
+        assert (state.offered, state.dropped) == (10, 4)  # the slow viewer keeps only frame 4 of 0-4
+        assert (await slow.next(timeout=1))[1].seq == 4
+        hub.publish_frame(frame(5))
+        assert state.dropped == 4
+
+    asyncio.run(scenario())
+
+
 def test_viewers_get_their_own_camera_and_the_default_is_the_first_seen() -> None:
     async def scenario() -> None:
         hub = Hub()

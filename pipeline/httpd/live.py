@@ -200,9 +200,11 @@ class StreamViewer:
         self._events: deque[bytes] = deque(maxlen=EVENT_BACKLOG)
         self._in_flight = False
 
-    def offer_frame(self, frame: Frame) -> None:
+    def offer_frame(self, frame: Frame) -> bool:
+        dropped = frame.camera in self._frames
         self._frames[frame.camera] = frame
         self._send()
+        return dropped
 
     def offer_event(self, event: Event) -> None:
         if self._event_bytes is None or self.closed or (self._wants_event is not None and not self._wants_event(event)):

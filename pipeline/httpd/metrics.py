@@ -9,10 +9,11 @@ gateways in one process (tests) do not clash.
 Metrics, all named ``camserver_*``, per ``camera`` where it applies:
 
 - ``frames_received_total``, ``frames_offered_total`` (frames handed to viewers; a slow viewer's
-  waiting frame is replaced by the next, never queued), ``camera_fps``, ``camera_online``,
-  ``viewers``, ``motion`` and ``recording`` (0/1, believed only while the detector or recorder is
-  up), ``episodes_total`` (motion_start events), ``recordings_saved_total`` (including the ones a
-  restarted recorder recovers and announces again) and ``recordings_discarded_total``;
+  waiting frame is replaced by the next, never queued), ``frames_dropped_total`` (those replaced),
+  ``camera_fps``, ``camera_online``, ``viewers``, ``motion`` and ``recording`` (0/1, believed only
+  while the detector or recorder is up), ``episodes_total`` (motion_start events),
+  ``recordings_saved_total`` (including the ones a restarted recorder recovers and announces again)
+  and ``recordings_discarded_total``;
 - ``frame_latency_seconds``: a histogram of a frame's capture ``ts`` (the capture host's wall clock)
   to the gateway taking it in (this host's). Across hosts the clocks' skew adds to every figure:
   keep them NTP-synchronised; a frame stamped in this host's future counts as 0 s and in
@@ -82,6 +83,8 @@ class GatewayCollector(Collector):
                      lambda state, _: state.frames)
         yield family(CounterMetricFamily, "frames_offered", "frames handed to live viewers",
                      lambda state, _: state.offered)
+        yield family(CounterMetricFamily, "frames_dropped", "frames a slow live viewer never got: a newer one "
+                     "replaced them while they waited", lambda state, _: state.dropped)
         yield family(GaugeMetricFamily, "camera_fps", "frames per second arriving, over the last 2 s",
                      lambda _, shown: shown["fps"])
         yield family(GaugeMetricFamily, "camera_online", "1 while the camera sent a frame within 5 s",
