@@ -71,15 +71,16 @@ class Heartbeats:
     limits in pipeline.protocol), which the gateway shows on /metrics: the stage keeps no HTTP server.
     """
 
-    def __init__(self, stage: str, sock: zmq.Socket, counters: Callable[[], dict[str, int]] | None = None) -> None:
-        self._stage, self._sock, self._counters = stage, sock, counters
+    def __init__(self, stage: str, sock: zmq.Socket, counters: Callable[[], dict[str, int]] | None = None,
+                 camera: str | None = None) -> None:
+        self._stage, self._sock, self._counters, self._camera = stage, sock, counters, camera
         self._next = 0.0
 
     def tick(self) -> None:
         now = time.monotonic()
         if now >= self._next:
             counters = self._counters() if self._counters is not None else {}
-            self._sock.send_multipart(Heartbeat(self._stage, time.time(), counters).encode())
+            self._sock.send_multipart(Heartbeat(self._stage, time.time(), counters, self._camera).encode())
             self._next = now + HEARTBEAT_EVERY_S
 
 

@@ -109,7 +109,7 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                      cfg.camera, source.description, fps, size, ",".join(cfg.frames))
             heartbeats = bus.Heartbeats("capture", pub, lambda: {
                 "frames_published": encoder.passed + encoder.encoded, "frames_passed": encoder.passed,
-                "frames_encoded": encoder.encoded})
+                "frames_encoded": encoder.encoded}, cfg.camera)
             while not stop.wait(pacer.delay()):
                 heartbeats.tick()
                 try:

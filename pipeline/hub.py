@@ -208,7 +208,8 @@ class Hub:
         self._events_to: dict[str | None, set[Watcher]] = {}
         self._routes: dict[Watcher, tuple[frozenset[str | None], str | None]] = {}
         self.stage_at: dict[str, float] = {}
-        self.stage_counters: dict[str, dict[str, int]] = {}
+        # (stage, camera: "" for a stage shared by the cameras) -> its counters; one capture per camera
+        self.stage_counters: dict[tuple[str, str], dict[str, int]] = {}
         self._pruned_at = float("-inf")
 
     def default_camera(self) -> str | None:
@@ -293,7 +294,9 @@ class Hub:
     def publish_heartbeat(self, heartbeat: Heartbeat) -> None:
         if heartbeat.stage in STAGES:
             self.stage_at[heartbeat.stage] = self._clock()
-            self.stage_counters[heartbeat.stage] = heartbeat.counters
+            key = (heartbeat.stage, heartbeat.camera or "")
+            if key in self.stage_counters or len(self.stage_counters) < MAX_CAMERAS + len(STAGES):  # made-up ids
+                self.stage_counters[key] = heartbeat.counters
 
     def publish_event(self, event: Event) -> None:
         now = self._clock()
@@ -436,6 +439,7 @@ class Hub:
             silent = now - state.frame_at
             if silent >= FORGET_AFTER_S or (silent >= OFFLINE_AFTER_S and not state.established()):
                 del self.cameras[name]
+                self.stage_counters.pop(("capture", name), None)
 
 
 def _discard(table: dict[str | None, set[Watcher]], key: str | None, viewer: Watcher) -> None:

@@ -211,11 +211,15 @@ class Heartbeat:
     stage: str
     ts: float
     counters: dict[str, int] = field(default_factory=dict)
+    # The camera of a stage that runs once per camera (capture): its counters are that camera's.
+    camera: str | None = None
 
     def encode(self) -> list[bytes]:
         body = {"v": PROTOCOL_VERSION, "stage": self.stage, "ts": self.ts}
         if self.counters:
             body["counters"] = _check_counters(self.counters)
+        if self.camera is not None:
+            body["camera"] = check_camera_id(self.camera)
         return [STAGE_PREFIX + self.stage.encode(), msgpack.packb(body)]
 
     @classmethod
@@ -227,7 +231,9 @@ class Heartbeat:
         stage = _get(body, "stage", str)
         if not CAMERA_ID.fullmatch(stage) or topic != STAGE_PREFIX + stage.encode():
             raise ProtocolError(f"topic {topic[:80]!r} does not match stage {stage[:80]!r}")
-        return cls(stage=stage, ts=_get_ts(body), counters=_check_counters(body.get("counters", {})))
+        camera = body.get("camera")
+        return cls(stage=stage, ts=_get_ts(body), counters=_check_counters(body.get("counters", {})),
+                   camera=None if camera is None else check_camera_id(camera))
 
 
 def decode(parts: Sequence[bytes]) -> Frame | Event | Heartbeat:

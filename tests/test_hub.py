@@ -191,3 +191,18 @@ def test_stages_are_judged_by_their_heartbeats_and_their_flags_expire_with_them(
     assert overview["stages"]["recorder"]["ok"] is False and overview["stages"]["detector"]["ok"] is False
     assert overview["stages"]["capture"]["ok"] is True
     assert overview["cameras"]["cam0"]["recording"] is False and overview["cameras"]["cam0"]["motion"] is False
+
+
+def test_each_captures_counters_are_kept_apart_and_freed_with_its_camera() -> None:
+    clock = FakeClock()
+    hub = Hub(clock=clock)
+    hub.publish_frame(frame(0, "porch"))
+    hub.publish_heartbeat(Heartbeat("capture", 1.0, {"frames_published": 5}, "porch"))
+    hub.publish_heartbeat(Heartbeat("capture", 1.0, {"frames_published": 9}, "yard"))
+    hub.publish_heartbeat(Heartbeat("detector", 1.0, {"frames_analysed": 14}))
+    assert hub.stage_counters == {("capture", "porch"): {"frames_published": 5},
+                                  ("capture", "yard"): {"frames_published": 9},
+                                  ("detector", ""): {"frames_analysed": 14}}
+    clock.now += OFFLINE_AFTER_S + 1  # porch sent one frame and fell silent: a stray, forgotten
+    hub.publish_frame(frame(1, "yard"))
+    assert ("capture", "porch") not in hub.stage_counters and ("capture", "yard") in hub.stage_counters

@@ -102,10 +102,11 @@ def test_metrics_follow_the_stream_the_stages_and_an_episode(start_stage: Callab
     assert value(second, "camserver_frame_clock_ahead_total", camera="cam0") == 0
     for stage in ("capture", "detector", "recorder"):
         assert 0 <= value(second, "camserver_stage_heartbeat_age_seconds", stage=stage) < 6
-    assert value(second, "camserver_stage_counter_total", stage="capture", name="frames_published") >= 20
-    assert value(second, "camserver_stage_counter_total", stage="capture", name="frames_encoded") >= 20
-    assert value(second, "camserver_stage_counter_total", stage="detector", name="frames_analysed") >= 15
-    assert value(second, "camserver_stage_counter_total", stage="recorder", name="frames_received") >= 15
+    counter = "camserver_stage_counter_total"
+    assert value(second, counter, stage="capture", camera="cam0", name="frames_published") >= 20
+    assert value(second, counter, stage="capture", camera="cam0", name="frames_encoded") >= 20
+    assert value(second, counter, stage="detector", camera="", name="frames_analysed") >= 15
+    assert value(second, counter, stage="recorder", camera="", name="frames_received") >= 15
     for stage in ("gateway", "detector", "recorder"):
         assert value(second, "camserver_malformed_messages_total", stage=stage) == 0
 
@@ -167,7 +168,12 @@ def test_heartbeat_counters_round_trip_and_old_heartbeats_have_none() -> None:
     beat = Heartbeat("detector", 1_790_000_000.0, {"frames_analysed": 12, "malformed": 0})
     assert Heartbeat.decode(beat.encode()) == beat
     old = [b"stage.detector", msgpack.packb({"v": 1, "stage": "detector", "ts": 1_790_000_000.0})]
-    assert Heartbeat.decode(old).counters == {}
+    assert Heartbeat.decode(old).counters == {} and Heartbeat.decode(old).camera is None
+    capture = Heartbeat("capture", 1_790_000_000.0, {"frames_published": 5}, "porch")
+    assert Heartbeat.decode(capture.encode()) == capture
+    bad = [b"stage.capture", msgpack.packb({"v": 1, "stage": "capture", "ts": 1_790_000_000.0, "camera": "../x"})]
+    with pytest.raises(ProtocolError):
+        Heartbeat.decode(bad)
 
 
 @pytest.mark.parametrize("counters", [

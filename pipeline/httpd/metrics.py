@@ -125,13 +125,13 @@ class GatewayCollector(Collector):
                                         labels=["stage"])
         malformed.add_metric(["gateway"], float(self.decoder.malformed))
         counters = CounterMetricFamily("camserver_stage_counter", "a stage's own running totals, from its heartbeat",
-                                       labels=["stage", "name"])
-        for stage, values in sorted(self.hub.stage_counters.items()):
+                                       labels=["stage", "camera", "name"])
+        for (stage, camera), values in sorted(self.hub.stage_counters.items()):
             for name, value in sorted(values.items()):
-                if name == MALFORMED:
+                if name == MALFORMED and not camera:
                     malformed.add_metric([stage], float(value))
-                else:
-                    counters.add_metric([stage, name], float(value))
+                elif name != MALFORMED:
+                    counters.add_metric([stage, camera, name], float(value))
         yield from (up, age, malformed, counters)
 
 
