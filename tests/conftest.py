@@ -123,7 +123,12 @@ def start_stage(tmp_path: Path, ports: Ports) -> Iterator[Callable[..., Stage]]:
         return stage
 
     yield start
-    for stage in started:
+    reap(started)
+
+
+def reap(stages: list[Stage]) -> None:
+    """Kill whatever a test left running of the stages it started, and wait for each."""
+    for stage in stages:
         if stage.proc.poll() is None:
             stage.proc.kill()
         stage.proc.wait(5)

@@ -23,7 +23,7 @@ import pytest
 from selenium import webdriver
 
 from pipeline import procs
-from tests.conftest import REPO, Stage, clean_env, free_port, wait_for
+from tests.conftest import REPO, Stage, clean_env, free_port, reap, wait_for
 from tests.test_browser import browser, page_state
 from tests.test_live import decode_jpeg, http_get
 from tests.test_process_managers import children, require_repo_venv, run_would_install, stop_all
@@ -62,10 +62,7 @@ def run_config(tmp_path: Path) -> Iterator[RunConfig]:
         return stages
 
     yield run
-    for stage in started:
-        if stage.proc.poll() is None:
-            stage.proc.kill()
-        stage.proc.wait(5)
+    reap(started)
 
 
 def snapshot_shape(port: int, camera: str) -> tuple[int, ...] | None:
