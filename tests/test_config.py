@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import config
 from pipeline.config import Config, ConfigError, Mask, Source, load
 from tests.conftest import REPO, clean_env
 
@@ -132,3 +133,9 @@ def test_help_lists_options_with_defaults_and_variables(stage: str) -> None:
     assert "default: INFO" in result.stdout
     assert "--no-log-time" in result.stdout and "CAMSERVER_LOG_TIME" in result.stdout
     assert ("--max-recording-seconds" in result.stdout) == (stage == "recorder")
+
+
+def test_every_option_has_a_row_in_the_readmes_options_table() -> None:
+    rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `--")]
+    for option in config.OPTIONS.values():
+        assert any(f"`{option.flag}`" in row and f"`{option.env}`" in row for row in rows), option.flag
