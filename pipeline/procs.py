@@ -56,7 +56,7 @@ def processes(path: Path | None) -> list[Process]:
         if stage == "capture" and file.cameras:
             found += [Process(f"capture-{camera}", "capture", ("--config", where, "--camera", camera))
                       for camera in file.local_cameras]
-        else:  # a file without [cameras.ID] tables configures the one camera of today
+        else:  # a shared stage, or the one capture of a file without [cameras.ID] tables
             found.append(Process(stage, stage, ("--config", where)))
     return found
 
