@@ -244,15 +244,9 @@ class CameraRecorder:
             return self._discard(frame, _disk_error(exc))
         return []
 
-    def _finish_backlog(self) -> list[Event]:
-        """Write every waiting frame now: the recording is about to be closed."""
-        published: list[Event] = []
-        while self.behind:
-            published += self.catch_up(len(self.current.backlog) if self.current else 0)
-        return published
-
     def _finish(self, last: Frame | Event | None, cut_short: bool, continued_in: str | None = None) -> list[Event]:
-        published = self._finish_backlog()
+        waiting = len(self.current.backlog) if self.current is not None else 0
+        published = self.catch_up(waiting)  # every waiting frame now: the recording is about to be closed
         if self.current is None:  # the disk filled up while the backlog was written: discarded
             return published
         return published + self._close(last, cut_short, continued_in)
