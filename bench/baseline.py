@@ -32,7 +32,7 @@ import numpy as np
 import tornado.web
 import tornado.websocket
 
-from pipeline.demo import DemoScene
+from pipeline.video.demo import DemoScene
 
 QUALITY = 80
 PIXEL_THRESHOLD = 25  # grey levels

@@ -56,9 +56,9 @@ from common import (
     watch_live_view,
 )
 
-from pipeline import bus
-from pipeline.demo import CYCLE_SECONDS
+from pipeline.bus.sockets import EVENT_HWM, Decoder, receive, subscriber
 from pipeline.protocol import Event, event_topic
+from pipeline.video.demo import CYCLE_SECONDS
 
 # Subscribers connect before the first frame, as they would in use: a recorder's pre-roll is full.
 SUBSCRIBERS_SETTLE_S = 1.0
@@ -154,16 +154,16 @@ class DeltaCounter:
 
     def __init__(self, endpoints: list[str]) -> None:
         self._ctx = zmq.Context()
-        self._sock = bus.subscriber(self._ctx, endpoints, [event_topic()], bus.EVENT_HWM)
+        self._sock = subscriber(self._ctx, endpoints, [event_topic()], EVENT_HWM)
         self.seen: list[tuple[float, str, int, float]] = []  # arrival (monotonic), camera, seq, seconds late
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, daemon=True)
         self._thread.start()
 
     def _drain(self) -> None:
-        decoder = bus.Decoder(logging.getLogger("bench.cameras"))
+        decoder = Decoder(logging.getLogger("bench.cameras"))
         while not self._stop.is_set():
-            for message in bus.receive(self._sock, EVENT_POLL_MS, decoder):
+            for message in receive(self._sock, EVENT_POLL_MS, decoder):
                 if isinstance(message, Event) and message.type == "delta":
                     self.seen.append((time.monotonic(), message.camera, message.seq, time.time() - message.ts))
 

@@ -29,9 +29,9 @@ from pathlib import Path
 import cv2
 import zmq
 
-from pipeline import bus
-from pipeline.demo import DemoScene
+from pipeline.bus.sockets import Decoder, receive, subscriber
 from pipeline.protocol import Frame, frame_topic
+from pipeline.video.demo import DemoScene
 
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -68,8 +68,8 @@ def run_capture(args: list[str], frames: int, fps: int) -> tuple[int, float, flo
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAMSERVER_")}
     ctx = zmq.Context()
-    sock = bus.subscriber(ctx, [endpoint], [frame_topic()], 1000)
-    decoder = bus.Decoder(logging.getLogger("bench"))
+    sock = subscriber(ctx, [endpoint], [frame_topic()], 1000)
+    decoder = Decoder(logging.getLogger("bench"))
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.capture", "--frames", endpoint, "--loop",
                              "--fps", str(fps), *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL)
     try:
@@ -77,11 +77,11 @@ def run_capture(args: list[str], frames: int, fps: int) -> tuple[int, float, flo
         while first is None:
             if proc.poll() is not None:
                 raise SystemExit(f"capture {' '.join(args)} exited with status {proc.returncode} before any frame")
-            first = next((m for m in bus.receive(sock, 1000, decoder) if isinstance(m, Frame)), None)
+            first = next((m for m in receive(sock, 1000, decoder) if isinstance(m, Frame)), None)
         cpu0, wall0 = cpu_seconds(proc.pid), time.monotonic()
         received = 0
         while received < frames:
-            received += sum(isinstance(m, Frame) for m in bus.receive(sock, 1000, decoder))
+            received += sum(isinstance(m, Frame) for m in receive(sock, 1000, decoder))
         return received, cpu_seconds(proc.pid) - cpu0, time.monotonic() - wall0
     finally:
         proc.terminate()

@@ -44,9 +44,9 @@ from common import (
     watch_live_view,
 )
 
-from pipeline.sources import jpeg_packets
+from pipeline.video.sources import jpeg_packets
 
-CLIP_FPS = 240  # the highest own rate capture believes of a file (pipeline/sources.py)
+CLIP_FPS = 240  # the highest own rate capture believes of a file (pipeline/video/sources.py)
 CLIP_SECONDS = 1.0
 QUALITY = 80
 BARE_SECONDS = 2.0

@@ -27,7 +27,7 @@ import psutil
 import tornado.httpclient
 import tornado.websocket
 
-from pipeline.demo import DemoScene
+from pipeline.video.demo import DemoScene
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_EVERY_S = 0.25

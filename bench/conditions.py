@@ -32,7 +32,7 @@ import cv2
 from detector import SETTINGS, SeedDetector
 
 from pipeline.detector import CameraDetector
-from pipeline.motion import EpisodeTracker
+from pipeline.motion.differ import EpisodeTracker
 from pipeline.protocol import Event, Frame
 
 # The clips live with the tests, which are not installed: the repository goes on the path.

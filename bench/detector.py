@@ -4,7 +4,7 @@ Both methods see the same JPEG frames of the demo scene (a visitor walks through
 same EpisodeTracker, so the episodes they find can be compared as well as their speed:
   - baseline (the seed's approach): full JPEG decode, grayscale, 21x21 Gaussian blur, absdiff,
     threshold, dilate, contours;
-  - camserver: pipeline.motion.FrameDiffer (JPEG decoded straight to a reduced grayscale image,
+  - camserver: pipeline.motion.differ.FrameDiffer (JPEG decoded straight to a reduced grayscale image,
     5x5 blur, brightness-compensated absdiff, threshold, outer contours when significant).
 
     python bench/detector.py                 # 640x480, 768x576, 1280x720 and 1920x1080, 20 s of scene each
@@ -22,10 +22,10 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from pipeline.config import Config
-from pipeline.demo import DemoScene
+from pipeline.config.options import Config
 from pipeline.detector import motion_settings
-from pipeline.motion import EpisodeTracker, FrameDiffer
+from pipeline.motion.differ import EpisodeTracker, FrameDiffer
+from pipeline.video.demo import DemoScene
 
 FPS = 10
 SETTINGS = motion_settings(Config())

@@ -57,7 +57,7 @@ from common import (
 )
 from tornado.websocket import WebSocketClientConnection
 
-from pipeline.demo import CYCLE_SECONDS
+from pipeline.video.demo import CYCLE_SECONDS
 
 DEFAULT_CASES = "640x480@10:demo,768x576@10:mjpeg,1280x720@30:mjpeg,1920x1080@30:mjpeg"
 RUNS = ("live", "baseline", "full", "baseline-record")

@@ -42,7 +42,7 @@ from pathlib import Path
 import zmq
 from common import clean_env, free_port, stop_cleanly_on_signals
 
-from pipeline import bus
+from pipeline.bus.sockets import FRAME_HWM, subscriber
 from pipeline.protocol import Frame, frame_topic
 
 REPO = Path(__file__).resolve().parent.parent
@@ -305,7 +305,7 @@ class Sub:
 def zmq_baseline(endpoint: str, window: tuple[float, float]) -> Sub:
     result = Sub()
     ctx = zmq.Context()
-    sock = bus.subscriber(ctx, [endpoint], [frame_topic()], bus.FRAME_HWM)
+    sock = subscriber(ctx, [endpoint], [frame_topic()], FRAME_HWM)
     try:
         while time.time() < window[1]:
             if sock.poll(50):

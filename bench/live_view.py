@@ -29,7 +29,7 @@ import tornado.websocket
 import zmq
 import zmq.asyncio
 
-from pipeline import bus
+from pipeline.bus.sockets import FRAME_HWM, subscriber
 from pipeline.protocol import Frame, frame_topic
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ def free_port() -> int:
 
 async def direct(endpoint: str, tally: Tally, until: float) -> None:
     ctx = zmq.asyncio.Context()
-    sock = bus.subscriber(ctx, [endpoint], [frame_topic()], bus.FRAME_HWM)
+    sock = subscriber(ctx, [endpoint], [frame_topic()], FRAME_HWM)
     try:
         while time.monotonic() < until:
             if await sock.poll(100):

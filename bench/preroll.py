@@ -24,7 +24,7 @@ from pathlib import Path
 import zmq
 from common import Processes, clean_env, free_port, stop_cleanly_on_signals
 
-from pipeline import bus
+from pipeline.bus.sockets import EVENT_HWM, Decoder, receive, subscriber
 from pipeline.protocol import Event, event_topic
 
 WATCHED = ("motion_start", "recording_started")
@@ -38,7 +38,7 @@ def run_once(delay: float, pre_seconds: str, folder: Path, burst_too: bool = Tru
     env = clean_env(CAMSERVER_LOG_LEVEL="WARNING", CAMSERVER_RECORDINGS=str(folder / "recordings"))
     seen: dict[tuple[str, str], float] = {}
     with Processes(folder / "logs") as procs, zmq.Context() as ctx, \
-            bus.subscriber(ctx, [events, recorder_events], [event_topic()], bus.EVENT_HWM) as sub:
+            subscriber(ctx, [events, recorder_events], [event_topic()], EVENT_HWM) as sub:
         procs.stage("detector", env, "--frames", frames, "--events", events)
         procs.stage("recorder", env, "--frames", frames, "--events", events, "--recorder-events", recorder_events,
                     "--pre-seconds", pre_seconds)
@@ -50,9 +50,9 @@ def run_once(delay: float, pre_seconds: str, folder: Path, burst_too: bool = Tru
         time.sleep(delay)
         procs.start("capture-calm", ["-m", "pipeline.capture", "--source", "demo", "--camera", "calm", "--frames",
                                      calm, "--fps", "10", "--seed", "2"], env)
-        decoder = bus.Decoder(logging.getLogger("bench"))
+        decoder = Decoder(logging.getLogger("bench"))
         while time.monotonic() < started + delay + 12 and len(seen) < (2 if burst_too else 1) * len(WATCHED):
-            for message in bus.receive(sub, 20, decoder):
+            for message in receive(sub, 20, decoder):
                 key = (message.camera, message.type)
                 if isinstance(message, Event) and message.type in WATCHED and key not in seen:
                     seen[key] = time.monotonic() - started

@@ -5,8 +5,8 @@ encoded at quality 80 as capture does, and is timed in CPU time of this process 
 recorder has one core), the fastest of --repeats runs, so other load on the machine moves the
 figures less than wall time would:
   - old path, the baseline measured in this run: cv2.imdecode to BGR, then PyAV converts BGR to
-    yuv420p and libx264 veryfast encodes it (what pipeline.mp4 did before);
-  - new path: pipeline.mp4.Mp4Writer, FFmpeg's mjpeg decoder hands over the JPEG's own Y'CbCr
+    yuv420p and libx264 veryfast encodes it (what pipeline.record.mp4 did before);
+  - new path: pipeline.record.mp4.Mp4Writer, FFmpeg's mjpeg decoder hands over the JPEG's own Y'CbCr
     planes, one swscale pass makes them limited-range 4:2:0, libx264 with its default options
     (ultrafast with CABAC and deblocking); also fed 4:2:2 JPEGs, which most USB webcams send;
   - the seed's cv2 mp4v writer (MPEG-4 part 2, which no browser plays), for scale.
@@ -39,10 +39,10 @@ import numpy as np
 import zmq
 from common import Processes, clean_env, free_port, stop_cleanly_on_signals
 
-from pipeline import bus
-from pipeline.demo import DemoScene
-from pipeline.mp4 import ENCODER_OPTIONS, FRAGMENTED, KEYFRAME_EVERY_S, Mp4Writer, probe
+from pipeline.bus.sockets import publisher
 from pipeline.protocol import Event, Frame
+from pipeline.record.mp4 import ENCODER_OPTIONS, FRAGMENTED, KEYFRAME_EVERY_S, Mp4Writer, probe
+from pipeline.video.demo import DemoScene
 
 FPS = 30
 T0 = 1.7e9
@@ -154,8 +154,8 @@ def recorder_stage(width: int, height: int, seconds: float, folder: Path) -> Non
                     CAMSERVER_RECORDINGS=str(folder / "recordings"), CAMSERVER_PRE_SECONDS="0",
                     CAMSERVER_POST_SECONDS="0")
     count = round(seconds * FPS)
-    with (zmq.Context() as ctx, bus.publisher(ctx, [frames_at], count) as frames,
-          bus.publisher(ctx, [events_at], 100) as events, Processes(folder / "logs") as procs):
+    with (zmq.Context() as ctx, publisher(ctx, [frames_at], count) as frames,
+          publisher(ctx, [events_at], 100) as events, Processes(folder / "logs") as procs):
         procs.stage("recorder", env)
         t0 = time.time() + 2.0  # the recorder's start-up and subscription; its first frames are not recorded
         paced(frames, jpegs, width, height, range(FPS), t0)

@@ -3,7 +3,7 @@
 One process per camera. It binds the frames PUB socket, so every consumer connects to it and
 may come and go; when it restarts, its ``seq`` starts again from 0. A source that delivers JPEGs
 (an MJPEG file or HTTP stream) is passed through byte for byte: nothing is decoded or encoded
-unless a smaller size than the source's own is asked for (pipeline.scaling: the picture keeps its
+unless a smaller size than the source's own is asked for (pipeline.video.scaling: the picture keeps its
 shape).
 """
 
@@ -15,13 +15,15 @@ import threading
 import cv2
 import zmq
 
-from pipeline import bus, config, curve
-from pipeline.pacing import Pacer
+from pipeline.bus import curve
+from pipeline.bus.sockets import FRAME_HWM, Heartbeats, publisher
+from pipeline.config.options import DEFAULT_FPS, Config, ConfigError
 from pipeline.protocol import Frame, ProtocolError, jpeg_size
-from pipeline.ratelog import RateLimitedLog
-from pipeline.scaling import Size, decode_scaled, fit, shrink
-from pipeline.sources import EndOfStream, FrameSource, Grab, open_source
-from pipeline.stage import bus_curve, main
+from pipeline.stage.lifecycle import bus_curve, main
+from pipeline.stage.ratelog import RateLimitedLog
+from pipeline.video.pacing import Pacer
+from pipeline.video.scaling import Size, decode_scaled, fit, shrink
+from pipeline.video.sources import EndOfStream, FrameSource, Grab, open_source
 
 OPTIONS = ("camera", "source", "fps", "width", "height", "quality", "loop", "seed", "frames", "log_level", "log_time",
            "curve_keys", "insecure_bus")
@@ -29,16 +31,16 @@ OPTIONS = ("camera", "source", "fps", "width", "height", "quality", "loop", "see
 log = logging.getLogger("camserver.capture")
 
 
-def check(cfg: config.Config) -> None:
+def check(cfg: Config) -> None:
     if (cfg.width is None) != (cfg.height is None):
-        raise config.ConfigError("give both --width and --height (CAMSERVER_WIDTH, CAMSERVER_HEIGHT), or neither "
-                                 "for the source's own size")
+        raise ConfigError("give both --width and --height (CAMSERVER_WIDTH, CAMSERVER_HEIGHT), or neither "
+                          "for the source's own size")
 
 
 class FrameEncoder:
     """Turns grabbed pictures into numbered JPEG frames: JPEGs of the right size as they are, others encoded."""
 
-    def __init__(self, cfg: config.Config, demo: bool) -> None:
+    def __init__(self, cfg: Config, demo: bool) -> None:
         self._camera, self._demo = cfg.camera, demo
         self._box = (cfg.width, cfg.height) if cfg.width and cfg.height else None
         self._params = [cv2.IMWRITE_JPEG_QUALITY, cfg.quality]
@@ -92,10 +94,10 @@ class FrameEncoder:
         return frame
 
 
-def run(cfg: config.Config, stop: threading.Event) -> int:
+def run(cfg: Config, stop: threading.Event) -> int:
     keys = bus_curve(cfg, binds=cfg.frames, connects=())
     source: FrameSource = open_source(cfg)
-    fps = cfg.fps or source.native_fps or config.DEFAULT_FPS
+    fps = cfg.fps or source.native_fps or DEFAULT_FPS
     encoder = FrameEncoder(cfg, source.demo)
     pacer = Pacer(fps)
     size = f"at most {cfg.width}x{cfg.height} in the source's shape" if cfg.width else "the source's own size"
@@ -103,11 +105,11 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
         with (
             zmq.Context() as ctx,
             curve.authenticated(ctx, keys),
-            bus.publisher(ctx, cfg.frames, bus.FRAME_HWM, keys) as pub,
+            publisher(ctx, cfg.frames, FRAME_HWM, keys) as pub,
         ):
             log.info("camera %s: %s at %g fps, %s, publishing on %s",
                      cfg.camera, source.description, fps, size, ",".join(cfg.frames))
-            heartbeats = bus.Heartbeats("capture", pub, lambda: {
+            heartbeats = Heartbeats("capture", pub, lambda: {
                 "frames_published": encoder.passed + encoder.encoded, "frames_passed": encoder.passed,
                 "frames_encoded": encoder.encoded}, cfg.camera)
             while not stop.wait(pacer.delay()):

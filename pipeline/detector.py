@@ -19,11 +19,13 @@ import time
 import cv2
 import zmq
 
-from pipeline import bus, config, curve
-from pipeline.motion import EpisodeTracker, FrameDiffer, MotionSettings
+from pipeline.bus import curve
+from pipeline.bus.sockets import EVENT_HWM, FRAME_HWM, Decoder, Heartbeats, publisher, receive, subscriber
+from pipeline.config.options import MAX_CAMERAS, Config
+from pipeline.motion.differ import EpisodeTracker, FrameDiffer, MotionSettings
 from pipeline.protocol import Event, Frame, frame_topic
-from pipeline.ratelog import RateLimitedLog
-from pipeline.stage import POLL_MS, bus_curve, main
+from pipeline.stage.lifecycle import POLL_MS, bus_curve, main
+from pipeline.stage.ratelog import RateLimitedLog
 
 OPTIONS = ("frames", "events", "threshold", "pixel_threshold", "noise_tune", "min_area", "lightswitch_percent",
            "local_light", "shake", "stable_frames", "min_motion_frames", "mask", "log_level", "log_time", "curve_keys",
@@ -36,7 +38,7 @@ FINAL_LINGER_MS = 500
 log = logging.getLogger("camserver.detector")
 
 
-def motion_settings(cfg: config.Config) -> MotionSettings:
+def motion_settings(cfg: Config) -> MotionSettings:
     """The detector's settings from its configuration; OSError for a mask image that does not load."""
     mask_image = None
     if cfg.mask.image is not None:
@@ -117,7 +119,7 @@ class CameraDetector:
         return Event(frame.camera, frame.seq, frame.ts, kind, data)
 
 
-def run(cfg: config.Config, stop: threading.Event) -> int:
+def run(cfg: Config, stop: threading.Event) -> int:
     defaults = motion_settings(cfg)  # for a camera the config file does not name: learned from the stream
     settings = {camera: motion_settings(own) for camera, own in cfg.cameras.items()}
     cameras: dict[str, CameraDetector] = {}
@@ -126,8 +128,8 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
     with (
         zmq.Context() as ctx,
         curve.authenticated(ctx, keys),
-        bus.publisher(ctx, cfg.events, bus.EVENT_HWM, keys) as events,
-        bus.subscriber(ctx, cfg.frames, [frame_topic()], bus.FRAME_HWM, keys) as frames,
+        publisher(ctx, cfg.events, EVENT_HWM, keys) as events,
+        subscriber(ctx, cfg.frames, [frame_topic()], FRAME_HWM, keys) as frames,
     ):
         log.info("detecting motion in frames from %s, publishing events on %s (threshold %g%%)",
                  ",".join(cfg.frames), ",".join(cfg.events), cfg.threshold)
@@ -138,18 +140,18 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
                 if event.type != "delta":  # at DEBUG: the logger stage prints every event once
                     log.debug("%s %s at frame %d", event.camera, event.type, event.seq)
 
-        decoder, notes = bus.Decoder(log), RateLimitedLog(log)
+        decoder, notes = Decoder(log), RateLimitedLog(log)
         analysed = [0]  # frames handed to a camera's detector; sent with the heartbeat for /metrics
-        heartbeats = bus.Heartbeats("detector", events,
-                                    lambda: {"frames_analysed": analysed[0], "malformed": decoder.malformed})
+        heartbeats = Heartbeats("detector", events,
+                                lambda: {"frames_analysed": analysed[0], "malformed": decoder.malformed})
         while not stop.is_set():
             heartbeats.tick()
-            for message in bus.receive(frames, POLL_MS, decoder):
+            for message in receive(frames, POLL_MS, decoder):
                 if not isinstance(message, Frame):
                     continue
                 detector = cameras.get(message.camera)
                 if detector is None:
-                    if len(cameras) >= config.MAX_CAMERAS:
+                    if len(cameras) >= MAX_CAMERAS:
                         notes.warning("cameras", "ignoring frames of camera %s: already detecting in %d cameras",
                                       message.camera, len(cameras))
                         continue

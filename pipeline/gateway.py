@@ -2,10 +2,10 @@
 
 It subscribes to frames and events over ZeroMQ on Tornado's own event loop (class Pump), keeps
 the newest frame per camera in a Hub, and pushes frames to every client as fast as that client
-takes them. Every route is closed unless its handler says it is public (pipeline/httpd/base.py):
+takes them. Every route is closed unless its handler says it is public (pipeline/web/base.py):
 with a password set, only /healthz and /login answer without one. Routes:
 
-    GET /               the live page (pipeline/web/)
+    GET /               the live page (pipeline/web/static/)
     GET, POST /login    the login page and its form; POST /logout ends the session
     GET /api/session    whether a login is in use, and as whom
     WS  /webcam         JSON status/frame/event text messages; each frame as one binary JPEG
@@ -25,7 +25,7 @@ is 404 on /snapshot.jpg, /healthz and /api/status (and on /api/recordings unless
 and waited for on the live streams; a recording or file of another camera than ``?camera=`` is 404.
 ``/healthz?camera=ID`` is that camera's health alone (200 while it sends frames, 503 once silent,
 404 unknown). The page's tiles share one WebSocket, ``/webcam?watch=``, which sends the frames of
-the tiles on screen only. Details in pipeline/httpd/status.py, live.py and recordings.py.
+the tiles on screen only. Details in pipeline/web/status.py, live.py and recordings.py.
 """
 
 from __future__ import annotations
@@ -40,58 +40,59 @@ from typing import Any
 import tornado.web
 import zmq
 
-from pipeline import bus, config
-from pipeline.httpd import server
-from pipeline.httpd.auth import Credentials, FailedLogins, cookie_secret
-from pipeline.httpd.base import Guard, Guarded
-from pipeline.httpd.hosts import HostPolicy, is_loopback
-from pipeline.httpd.live import LiveSocket, MjpegStream, Snapshot, StreamQuota, Wire
-from pipeline.httpd.login import Login, Logout, Session
-from pipeline.httpd.metrics import Metrics, registry_for
-from pipeline.httpd.page import Page
-from pipeline.httpd.recordings import Recording, RecordingFile, RecordingList
-from pipeline.httpd.status import Health, Status
-from pipeline.hub import Hub
-from pipeline.library import Library
+from pipeline.bus.sockets import EVENT_HWM, FRAME_HWM, Decoder, subscriber
+from pipeline.config.options import Config, ConfigError, load_or_exit
 from pipeline.protocol import Event, Frame, Heartbeat, event_topic, frame_topic, stage_topic
-from pipeline.ratelog import RateLimitedLog
-from pipeline.stage import async_stop_event, bus_curve, message_summary, setup_logging
+from pipeline.record.library import Library
+from pipeline.stage.lifecycle import async_stop_event, bus_curve, message_summary, setup_logging
+from pipeline.stage.ratelog import RateLimitedLog
+from pipeline.web import server
+from pipeline.web.auth import Credentials, FailedLogins, cookie_secret
+from pipeline.web.base import Guard, Guarded
+from pipeline.web.hosts import HostPolicy, is_loopback
+from pipeline.web.hub import Hub
+from pipeline.web.live import LiveSocket, MjpegStream, Snapshot, StreamQuota, Wire
+from pipeline.web.login import Login, Logout, Session
+from pipeline.web.metrics import Metrics, registry_for
+from pipeline.web.page import Page
+from pipeline.web.recordings import Recording, RecordingFile, RecordingList
+from pipeline.web.status import Health, Status
 
 OPTIONS = ("host", "port", "frames", "events", "recorder_events", "recordings", "log_level", "log_time", "user",
            "password", "password_file", "insecure_no_auth", "allowed_hosts", "tls_cert", "tls_key", "max_connections",
            "max_connections_per_client", "max_viewers_per_client", "curve_keys", "insecure_bus", "metrics_token")
-WEB_DIR = Path(__file__).parent / "web"
+WEB_DIR = Path(__file__).parent / "web" / "static"
 
 log = logging.getLogger("camserver.gateway")
 
 
-def check(cfg: config.Config) -> None:
+def check(cfg: Config) -> None:
     """Rules across options; above all, never listen beyond loopback without a password by accident."""
     if cfg.password is not None and cfg.password_file is not None:
-        raise config.ConfigError("give either --password (CAMSERVER_PASSWORD) or --password-file "
-                                 "(CAMSERVER_PASSWORD_FILE), not both")
+        raise ConfigError("give either --password (CAMSERVER_PASSWORD) or --password-file "
+                          "(CAMSERVER_PASSWORD_FILE), not both")
     if (cfg.tls_cert is None) != (cfg.tls_key is None):
-        raise config.ConfigError("--tls-cert and --tls-key (CAMSERVER_TLS_CERT, CAMSERVER_TLS_KEY) go together")
+        raise ConfigError("--tls-cert and --tls-key (CAMSERVER_TLS_CERT, CAMSERVER_TLS_KEY) go together")
     tls_context(cfg)
     has_password = cfg.password is not None or cfg.password_file is not None
     if not is_loopback(cfg.host) and not has_password and not cfg.insecure_no_auth:
-        raise config.ConfigError(
+        raise ConfigError(
             f"refusing to listen on {cfg.host} without a password: set one with CAMSERVER_PASSWORD=..., or "
             "--password-file FILE made by `python -m pipeline.passwd -o FILE` (or pass --insecure-no-auth)")
 
 
-def tls_context(cfg: config.Config) -> ssl.SSLContext | None:
+def tls_context(cfg: Config) -> ssl.SSLContext | None:
     if cfg.tls_cert is None or cfg.tls_key is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
     except (OSError, ssl.SSLError) as exc:
-        raise config.ConfigError(f"invalid --tls-cert/--tls-key ({cfg.tls_cert}, {cfg.tls_key}): {exc}") from None
+        raise ConfigError(f"invalid --tls-cert/--tls-key ({cfg.tls_cert}, {cfg.tls_key}): {exc}") from None
     return context
 
 
-def make_guard(cfg: config.Config) -> Guard:
+def make_guard(cfg: Config) -> Guard:
     credentials = Credentials.from_config(cfg)
     return Guard(
         hosts=HostPolicy(cfg),
@@ -103,7 +104,7 @@ def make_guard(cfg: config.Config) -> Guard:
     )
 
 
-def announce(cfg: config.Config, guard: Guard) -> None:
+def announce(cfg: Config, guard: Guard) -> None:
     """Say at every start where the page is and who can reach it; running without a password is a WARNING."""
     log.info("live view on %s://%s:%d/ (frames from %s, events from %s)", "https" if guard.tls else "http",
              cfg.host, cfg.port, ",".join(cfg.frames), ",".join(cfg.events))
@@ -118,7 +119,7 @@ def announce(cfg: config.Config, guard: Guard) -> None:
 
 
 def make_app(hub: Hub, library: Library, guard: Guard, viewers_per_client: int,
-             decoder: bus.Decoder, metrics_token: str | None = None) -> tornado.web.Application:
+             decoder: Decoder, metrics_token: str | None = None) -> tornado.web.Application:
     live = {"hub": hub, "quota": StreamQuota(viewers_per_client), "wire": Wire()}
     return tornado.web.Application(
         [
@@ -176,7 +177,7 @@ class Pump:
 
     MAX_BATCH = 1000
 
-    def __init__(self, sock: zmq.Socket, hub: Hub, decoder: bus.Decoder) -> None:
+    def __init__(self, sock: zmq.Socket, hub: Hub, decoder: Decoder) -> None:
         self._sock, self._hub, self._decoder = sock, hub, decoder
         self._failures = RateLimitedLog(log)
         self._loop = asyncio.get_running_loop()
@@ -220,7 +221,7 @@ def _publish(publish: Callable[[Any], bool | None], message: Frame | Event, fail
         return None
 
 
-async def serve(cfg: config.Config) -> int:
+async def serve(cfg: Config) -> int:
     stop = async_stop_event()
     hub = Hub()
     try:
@@ -233,7 +234,7 @@ async def serve(cfg: config.Config) -> int:
     except OSError as exc:
         log.error("%s", exc)
         return 1
-    decoder = bus.Decoder(log)
+    decoder = Decoder(log)
     app = make_app(hub, Library(cfg.recordings), guard, cfg.max_viewers_per_client, decoder, cfg.metrics_token)
     try:
         http = server.listen(app, cfg.port, cfg.host, tls_context(cfg), cfg.max_connections,
@@ -243,9 +244,9 @@ async def serve(cfg: config.Config) -> int:
         return 1
     ctx = zmq.Context()
     pumps = [
-        Pump(bus.subscriber(ctx, cfg.frames, [frame_topic(), stage_topic()], bus.FRAME_HWM, keys), hub, decoder),
-        Pump(bus.subscriber(ctx, (*cfg.events, *cfg.recorder_events), [event_topic(), stage_topic()], bus.EVENT_HWM,
-                            keys), hub, decoder),
+        Pump(subscriber(ctx, cfg.frames, [frame_topic(), stage_topic()], FRAME_HWM, keys), hub, decoder),
+        Pump(subscriber(ctx, (*cfg.events, *cfg.recorder_events), [event_topic(), stage_topic()], EVENT_HWM,
+                        keys), hub, decoder),
     ]
     announce(cfg, guard)
     await stop.wait()
@@ -262,7 +263,7 @@ async def serve(cfg: config.Config) -> int:
 
 
 def main() -> None:
-    cfg = config.load_or_exit("gateway", OPTIONS, __doc__.splitlines()[0], check)
+    cfg = load_or_exit("gateway", OPTIONS, __doc__.splitlines()[0], check)
     setup_logging("gateway", cfg.log_level, cfg.log_time)
     raise SystemExit(asyncio.run(serve(cfg)))
 

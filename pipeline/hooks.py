@@ -68,12 +68,14 @@ from typing import Any
 
 import zmq
 
-from pipeline import bus, config
-from pipeline.library import parse_name
+from pipeline.bus.sockets import EVENT_HWM, FRAME_HWM, Decoder, receive, subscriber
+from pipeline.config.options import MAX_CAMERAS, Config, ConfigError
+from pipeline.config.options import OPTIONS as ALL_OPTIONS
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
-from pipeline.ratelog import RateLimitedLog
-from pipeline.redact import mask_url
-from pipeline.stage import bus_curve, main, message_summary
+from pipeline.record.library import parse_name
+from pipeline.stage.lifecycle import bus_curve, main, message_summary
+from pipeline.stage.ratelog import RateLimitedLog
+from pipeline.stage.redact import mask_url
 
 OPTIONS = ("frames", "events", "recorder_events", "recordings", "on_motion_start", "on_motion_end",
            "on_recording_saved", "on_camera_lost", "on_camera_found", "hook_timeout", "hook_max_running",
@@ -82,7 +84,7 @@ OPTIONS = ("frames", "events", "recorder_events", "recordings", "on_motion_start
 KINDS = ("motion_start", "motion_end", "recording_saved", "camera_lost", "camera_found")
 PLACEHOLDERS = ("event", "camera", "path", "name", "ts")
 # Variables of this process a hook must not inherit: they are the server's secrets.
-SECRET_ENV = frozenset(option.env for option in config.OPTIONS.values() if option.secret)
+SECRET_ENV = frozenset(option.env for option in ALL_OPTIONS.values() if option.secret)
 QUEUE_SIZE = 100
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
 HTTP_TIMEOUT_S = 10.0
@@ -92,39 +94,39 @@ POLL_MS = 200
 log = logging.getLogger("camserver.hooks")
 
 
-def commands(cfg: config.Config) -> dict[str, list[str]]:
+def commands(cfg: Config) -> dict[str, list[str]]:
     """Each hooked event's argv; ConfigError naming the option for a line shlex cannot split."""
     found = {}
     for kind in KINDS:
         line = getattr(cfg, f"on_{kind}")
         if line is None:
             continue
-        option = config.OPTIONS[f"on_{kind}"]
+        option = ALL_OPTIONS[f"on_{kind}"]
         try:
             argv = shlex.split(line)
         except ValueError as exc:
-            raise config.ConfigError(f"invalid {option.flag} {line!r}: {exc}") from None
+            raise ConfigError(f"invalid {option.flag} {line!r}: {exc}") from None
         if not argv:
-            raise config.ConfigError(f"invalid {option.flag} {line!r}: no command")
+            raise ConfigError(f"invalid {option.flag} {line!r}: no command")
         found[kind] = argv
     return found
 
 
-def webhook_urls(cfg: config.Config) -> list[str]:
+def webhook_urls(cfg: Config) -> list[str]:
     """The http(s) URLs of --webhook-url; ConfigError (password masked) for anything else."""
     urls = [url.strip() for url in (cfg.webhook_url or "").split(",") if url.strip()]
     for url in urls:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise config.ConfigError(f"invalid --webhook-url {mask_url(url)!r}: expected http(s)://HOST/...")
+            raise ConfigError(f"invalid --webhook-url {mask_url(url)!r}: expected http(s)://HOST/...")
     return urls
 
 
-def check(cfg: config.Config) -> None:
+def check(cfg: Config) -> None:
     commands(cfg)
     webhook_urls(cfg)
     if cfg.webhook_secret is not None and cfg.webhook_url is None:
-        raise config.ConfigError("--webhook-secret without --webhook-url")
+        raise ConfigError("--webhook-secret without --webhook-url")
 
 
 def recording_file(event: Event, recordings: Path) -> tuple[str, str]:
@@ -346,7 +348,7 @@ class Watchdog:
         now = self._clock()
         seen = self._cameras.get(frame.camera)
         if seen is None:
-            if len(self._cameras) >= config.MAX_CAMERAS:
+            if len(self._cameras) >= MAX_CAMERAS:
                 self._notes.warning("cameras", "ignoring camera %s: already watching %d cameras", frame.camera,
                                     len(self._cameras))
                 return None
@@ -368,7 +370,7 @@ class Watchdog:
         return lost
 
 
-def run(cfg: config.Config, stop: threading.Event) -> int:
+def run(cfg: Config, stop: threading.Event) -> int:
     argvs, urls = commands(cfg), webhook_urls(cfg)
     if not argvs and not urls:
         log.warning("no hook and no webhook configured (--on-motion-start ..., --webhook-url): nothing to do")
@@ -387,12 +389,12 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
 
     event_endpoints = (*cfg.events, *cfg.recorder_events)
     keys = bus_curve(cfg, binds=(), connects=(*event_endpoints, *(cfg.frames if watch_frames else ())))
-    decoder, failures = bus.Decoder(log), RateLimitedLog(log)
+    decoder, failures = Decoder(log), RateLimitedLog(log)
     try:
         with (
             zmq.Context() as ctx,
-            bus.subscriber(ctx, event_endpoints, [event_topic()], bus.EVENT_HWM, keys) as events,
-            bus.subscriber(ctx, cfg.frames if watch_frames else (), [frame_topic()], bus.FRAME_HWM, keys) as frames,
+            subscriber(ctx, event_endpoints, [event_topic()], EVENT_HWM, keys) as events,
+            subscriber(ctx, cfg.frames if watch_frames else (), [frame_topic()], FRAME_HWM, keys) as frames,
         ):
             log.info("hooks for %s, webhooks to %s; events from %s%s", ",".join(argvs) or "nothing",
                      ",".join(w.shown for w in webhooks) or "nobody", ",".join(event_endpoints),
@@ -402,9 +404,9 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
             poller.register(frames, zmq.POLLIN)
             while not stop.is_set():
                 ready = dict(poller.poll(POLL_MS))
-                messages = [*bus.receive(events, 0, decoder)] if events in ready else []
+                messages = [*receive(events, 0, decoder)] if events in ready else []
                 # Frame.decode reads the header and the JPEG's size from its SOF marker, never the pixels.
-                messages += bus.receive(frames, 0, decoder) if frames in ready else []
+                messages += receive(frames, 0, decoder) if frames in ready else []
                 for message in messages:
                     try:
                         if isinstance(message, Frame):

@@ -11,10 +11,10 @@ CAMSERVER_CURVE_KEYS). A publisher, which binds, is the CURVE server and holds t
 subscriber, which connects, is a CURVE client with the same pair and accepts only a publisher
 that proves it holds the secret key, so a stranger's publisher on a stage's endpoint delivers
 nothing. Publishers in turn admit only clients whose public key is a ``*.key`` file in the folder
-(ZAP, pipeline.curve.Authenticator). Every ``*.key`` there is admitted, so a host can later be
+(ZAP, pipeline.bus.curve.Authenticator). Every ``*.key`` there is admitted, so a host can later be
 given a client pair of its own: put that pair's public ``NAME.key`` in the folder on the
 publishing hosts and restart their stages. Whoever holds ``bus.key_secret`` can read and join
-the bus: keep it as you would an ssh private key (pipeline.curve.load_curve refuses one that group
+the bus: keep it as you would an ssh private key (pipeline.bus.curve.load_curve refuses one that group
 or others can read, as ssh does).
 """
 

@@ -18,9 +18,10 @@ import time
 
 import zmq
 
-from pipeline import bus, config
+from pipeline.bus.sockets import EVENT_HWM, subscriber
+from pipeline.config.options import Config
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
-from pipeline.stage import bus_curve, consume, main
+from pipeline.stage.lifecycle import bus_curve, consume, main
 
 OPTIONS = ("events", "recorder_events", "frames", "json", "frame_stats", "log_level", "log_time", "curve_keys",
            "insecure_bus")
@@ -69,7 +70,7 @@ class FrameStats:
         return lines
 
 
-def run(cfg: config.Config, stop: threading.Event) -> int:
+def run(cfg: Config, stop: threading.Event) -> int:
     stats = FrameStats(cfg.json) if cfg.frame_stats else None
 
     def show(line: str) -> None:
@@ -89,7 +90,7 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
     endpoints = (*cfg.events, *cfg.recorder_events, *(cfg.frames if stats is not None else ()))
     topics = [event_topic(), frame_topic()] if stats is not None else [event_topic()]
     keys = bus_curve(cfg, binds=(), connects=endpoints)
-    with zmq.Context() as ctx, bus.subscriber(ctx, endpoints, topics, bus.EVENT_HWM, keys) as sock:
+    with zmq.Context() as ctx, subscriber(ctx, endpoints, topics, EVENT_HWM, keys) as sock:
         log.info("printing events from %s%s", ",".join((*cfg.events, *cfg.recorder_events)),
                  f" and frame statistics from {','.join(cfg.frames)}" if stats is not None else "")
         consume(sock, stop, handle, log)

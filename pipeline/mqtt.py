@@ -44,10 +44,12 @@ from typing import Any
 import paho.mqtt.client as paho
 import zmq
 
-from pipeline import bus, config
+from pipeline.bus.sockets import subscriber
+from pipeline.config.options import MAX_CAMERAS, Config, ConfigError
+from pipeline.config.options import OPTIONS as ALL_OPTIONS
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
-from pipeline.ratelog import RateLimitedLog
-from pipeline.stage import bus_curve, consume, main
+from pipeline.stage.lifecycle import bus_curve, consume, main
+from pipeline.stage.ratelog import RateLimitedLog
 
 OPTIONS = ("events", "recorder_events", "frames", "mqtt_host", "mqtt_port", "mqtt_user", "mqtt_password",
            "mqtt_password_file", "mqtt_tls", "mqtt_ca", "mqtt_prefix", "mqtt_discovery_prefix", "mqtt_node_id",
@@ -81,23 +83,23 @@ def default_node_id() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0])[:64] or "camserver"
 
 
-def check(cfg: config.Config) -> None:
+def check(cfg: Config) -> None:
     """Rules across the MQTT options, checked before anything connects (ConfigError names the option)."""
     for name in ("mqtt_prefix", "mqtt_discovery_prefix"):
         if not _TOPIC.fullmatch(getattr(cfg, name)):
-            raise config.ConfigError(f"invalid {config.OPTIONS[name].flag} {getattr(cfg, name)!r}: expected topic "
-                                     "levels of letters, digits, _ . - separated by / (no wildcards)")
+            raise ConfigError(f"invalid {ALL_OPTIONS[name].flag} {getattr(cfg, name)!r}: expected topic "
+                              "levels of letters, digits, _ . - separated by / (no wildcards)")
     if cfg.mqtt_node_id is not None and not _NODE_ID.fullmatch(cfg.mqtt_node_id):
-        raise config.ConfigError(f"invalid --mqtt-node-id {cfg.mqtt_node_id!r}: use 1-64 letters, digits, _ or -")
+        raise ConfigError(f"invalid --mqtt-node-id {cfg.mqtt_node_id!r}: use 1-64 letters, digits, _ or -")
     if cfg.gateway_url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", cfg.gateway_url):
-        raise config.ConfigError(f"invalid --gateway-url {cfg.gateway_url!r}: expected http(s)://HOST[:PORT]")
+        raise ConfigError(f"invalid --gateway-url {cfg.gateway_url!r}: expected http(s)://HOST[:PORT]")
     if cfg.mqtt_password is not None and cfg.mqtt_password_file is not None:
-        raise config.ConfigError("give the MQTT password once: --mqtt-password or --mqtt-password-file")
+        raise ConfigError("give the MQTT password once: --mqtt-password or --mqtt-password-file")
     if cfg.mqtt_ca is not None and not cfg.mqtt_tls:
-        raise config.ConfigError("--mqtt-ca is for --mqtt-tls: add --mqtt-tls")
+        raise ConfigError("--mqtt-ca is for --mqtt-tls: add --mqtt-tls")
 
 
-def read_password(cfg: config.Config) -> str | None:
+def read_password(cfg: Config) -> str | None:
     """The broker password: the option's, or the first line of the password file."""
     if cfg.mqtt_password_file is None:
         return cfg.mqtt_password
@@ -179,7 +181,7 @@ class Bridge:
     not halfway through changing. Nothing under it waits on the network.
     """
 
-    def __init__(self, cfg: config.Config, client: paho.Client, where: str) -> None:
+    def __init__(self, cfg: Config, client: paho.Client, where: str) -> None:
         self._client, self._where = client, where
         self._topics = Topics(cfg.mqtt_prefix, cfg.mqtt_discovery_prefix)
         self._node = cfg.mqtt_node_id or default_node_id()
@@ -221,7 +223,7 @@ class Bridge:
     def _camera(self, camera: str) -> CameraState | None:
         state = self._cameras.get(camera)
         if state is None:
-            if len(self._cameras) >= config.MAX_CAMERAS:
+            if len(self._cameras) >= MAX_CAMERAS:
                 self._notes.warning("cameras", "ignoring camera %s: already publishing %d cameras", camera,
                                     len(self._cameras))
                 return None
@@ -331,7 +333,7 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def make_client(cfg: config.Config, password: str | None) -> paho.Client:
+def make_client(cfg: Config, password: str | None) -> paho.Client:
     node = cfg.mqtt_node_id or default_node_id()
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"camserver-{node}")
     client.max_queued_messages_set(MAX_QUEUED)
@@ -347,7 +349,7 @@ def make_client(cfg: config.Config, password: str | None) -> paho.Client:
     return client
 
 
-def run(cfg: config.Config, stop: threading.Event) -> int:
+def run(cfg: Config, stop: threading.Event) -> int:
     port = cfg.mqtt_port or (8883 if cfg.mqtt_tls else 1883)
     where = f"{cfg.mqtt_host}:{port}" + (" (TLS)" if cfg.mqtt_tls else "")
     client = make_client(cfg, read_password(cfg))
@@ -360,7 +362,7 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
     try:
         with (
             zmq.Context() as ctx,
-            bus.subscriber(ctx, endpoints, [event_topic(), frame_topic()], BUS_HWM, keys) as sock,
+            subscriber(ctx, endpoints, [event_topic(), frame_topic()], BUS_HWM, keys) as sock,
         ):
             log.info("publishing events from %s and snapshots from %s to MQTT broker %s%s",
                      ",".join((*cfg.events, *cfg.recorder_events)), ",".join(cfg.frames), where,

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from pipeline import config, configfile
+from pipeline.config.file import STAGES
+from pipeline.config.options import ENV_PREFIX, ConfigError, load_file
 
 REPO = Path(__file__).resolve().parent.parent
 # Reading camserver's own files as templates: a line "name: command" of the Procfile, a [section] of supervisor.conf.
@@ -48,8 +49,8 @@ def processes(path: Path | None) -> list[Process]:
     Without a file, the shipped five of one camera, configured by variables as ``./run`` runs them.
     """
     if path is None:
-        return [Process(stage, stage, ()) for stage in configfile.STAGES]
-    settings = config.load_file(path)
+        return [Process(stage, stage, ()) for stage in STAGES]
+    settings = load_file(path)
     file, where = settings.file, str(path.resolve())
     found = []
     for stage in file.stages_here:
@@ -139,10 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--format", choices=("procfile", "supervisor", "systemd"), default="procfile")
     parser.add_argument("--output", metavar="DIR", type=Path, help="systemd: the folder to write the units to")
     args = parser.parse_args(argv)
-    path = args.config or os.environ.get(config.ENV_PREFIX + "CONFIG")
+    path = args.config or os.environ.get(ENV_PREFIX + "CONFIG")
     try:
         found = processes(Path(path) if path else None)
-    except config.ConfigError as exc:
+    except ConfigError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     if args.format == "procfile":
         sys.stdout.write(procfile(found, (REPO / "Procfile").read_text()))

@@ -28,13 +28,15 @@ from typing import Any
 
 import zmq
 
-from pipeline import bus, config, curve
-from pipeline.library import Library, recording_name
-from pipeline.mp4 import Mp4Writer
-from pipeline.preroll import PreRoll
+from pipeline.bus import curve
+from pipeline.bus.sockets import EVENT_HWM, Decoder, Heartbeats, publisher, receive, subscriber
+from pipeline.config.options import MAX_CAMERAS, Config
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
-from pipeline.ratelog import RateLimitedLog
-from pipeline.stage import POLL_MS, bus_curve, main
+from pipeline.record.library import Library, recording_name
+from pipeline.record.mp4 import Mp4Writer
+from pipeline.record.preroll import PreRoll
+from pipeline.stage.lifecycle import POLL_MS, bus_curve, main
+from pipeline.stage.ratelog import RateLimitedLog
 
 OPTIONS = ("frames", "events", "recorder_events", "recordings", "pre_seconds", "post_seconds",
            "max_recording_seconds", "max_disk", "max_age", "log_level", "log_time", "curve_keys", "insecure_bus")
@@ -318,7 +320,7 @@ def _disk_error(exc: OSError) -> str:
     return "disk full" if exc.errno == errno.ENOSPC else f"cannot write: {exc}"
 
 
-def run(cfg: config.Config, stop: threading.Event) -> int:
+def run(cfg: Config, stop: threading.Event) -> int:
     library = Library(cfg.recordings)
     cameras: dict[str, CameraRecorder] = {}
     heard: dict[str, float] = {}
@@ -327,8 +329,8 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
     with (
         zmq.Context() as ctx,
         curve.authenticated(ctx, keys),
-        bus.publisher(ctx, cfg.recorder_events, bus.EVENT_HWM, keys) as events,
-        bus.subscriber(ctx, endpoints, [frame_topic(), event_topic()], RECORDER_FRAME_HWM, keys) as sock,
+        publisher(ctx, cfg.recorder_events, EVENT_HWM, keys) as events,
+        subscriber(ctx, endpoints, [frame_topic(), event_topic()], RECORDER_FRAME_HWM, keys) as sock,
     ):
         for sidecar in library.recover():
             events.send_multipart(Event(sidecar["camera"], 0, time.time(), "recording_saved",
@@ -336,18 +338,18 @@ def run(cfg: config.Config, stop: threading.Event) -> int:
         log.info("recording to %s from frames %s and events %s (pre %g s, post %g s)", cfg.recordings,
                  ",".join(cfg.frames), ",".join(cfg.events), cfg.pre_seconds, cfg.post_seconds)
         next_retention = next_status = 0.0
-        decoder, notes = bus.Decoder(log), RateLimitedLog(log)
+        decoder, notes = Decoder(log), RateLimitedLog(log)
         received = [0]  # frames taken off the bus; sent with the heartbeat for /metrics
-        heartbeats = bus.Heartbeats("recorder", events,
-                                    lambda: {"frames_received": received[0], "malformed": decoder.malformed})
+        heartbeats = Heartbeats("recorder", events,
+                                lambda: {"frames_received": received[0], "malformed": decoder.malformed})
         while not stop.is_set():
             heartbeats.tick()
             published: list[Event] = []
             wait_ms = 0 if any(recorder.behind for recorder in cameras.values()) else POLL_MS
-            for message in bus.receive(sock, wait_ms, decoder):
+            for message in receive(sock, wait_ms, decoder):
                 recorder = cameras.get(message.camera)
                 if recorder is None:
-                    if len(cameras) >= config.MAX_CAMERAS:
+                    if len(cameras) >= MAX_CAMERAS:
                         notes.warning("cameras", "ignoring camera %s: already recording %d cameras", message.camera,
                                       len(cameras))
                         continue

@@ -1,6 +1,6 @@
 """Synthetic camera clips with known truth, one per condition a motion detector must survive.
 
-Each clip is the demo scene (pipeline.demo.DemoScene: a lit room, sensor noise, a visitor on a
+Each clip is the demo scene (pipeline.video.demo.DemoScene: a lit room, sensor noise, a visitor on a
 published schedule) with one condition laid over it: dim light with more sensor noise, a lamp
 that flickers on over part of the picture, a camera shaken for a few frames, rain, and the
 conditions the detector already handled (a light switch, a twitch, a slow exposure ramp). The
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.demo import DemoScene
+from pipeline.video.demo import DemoScene
 
 FPS = 10
 W, H = 640, 480

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.library import Library, recording_name
+from pipeline.record.library import Library, recording_name
 from tests.conftest import Ports, Stage, wait_for
 from tests.test_live import gateway_listening
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from pipeline import passwd
-from pipeline.config import Config
-from pipeline.httpd.auth import FAILURE_WINDOW_S, Credentials, FailedLogins, cookie_secret
-from pipeline.httpd.base import basic_credentials
-from pipeline.httpd.hosts import HostPolicy, is_loopback
-from pipeline.httpd.login import local_path
-from pipeline.ratelog import RateLimitedLog
+from pipeline.config.options import Config
+from pipeline.stage.ratelog import RateLimitedLog
+from pipeline.web.auth import FAILURE_WINDOW_S, Credentials, FailedLogins, cookie_secret
+from pipeline.web.base import basic_credentials
+from pipeline.web.hosts import HostPolicy, is_loopback
+from pipeline.web.login import local_path
 from tests.conftest import REPO, clean_env
 
 
@@ -87,7 +87,7 @@ def test_five_failures_a_minute_then_the_address_waits_for_the_oldest_to_expire(
 
 
 def test_the_failure_table_stays_bounded_under_a_flood_of_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pipeline.httpd.auth.MAX_TRACKED_ADDRESSES", 100)
+    monkeypatch.setattr("pipeline.web.auth.MAX_TRACKED_ADDRESSES", 100)
     failures = FailedLogins(Clock())
     for n in range(1000):
         failures.fail(f"10.0.{n // 250}.{n % 250}")

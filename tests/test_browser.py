@@ -12,9 +12,9 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from pipeline.demo import DemoScene
-from pipeline.library import Library, recording_name
-from pipeline.mp4 import Mp4Writer
+from pipeline.record.library import Library, recording_name
+from pipeline.record.mp4 import Mp4Writer
+from pipeline.video.demo import DemoScene
 from tests.conftest import REPO, Ports, Stage, wait_for
 from tests.test_live import gateway_listening, gateway_up
 

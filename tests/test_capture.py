@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import zmq
 
-from pipeline import bus
+from pipeline.bus.sockets import subscriber
 from pipeline.protocol import Frame, frame_topic
-from pipeline.sources import LiveSource, camera_pictures
+from pipeline.video.sources import LiveSource, camera_pictures
 from tests.conftest import Ports, Stage, free_port, wait_for
 from tests.test_live import decode_jpeg, gateway_up
 
@@ -36,7 +36,7 @@ def video(tmp_path: Path) -> Path:
 
 def collect(endpoint: str, until: Callable[[list[Frame]], bool], timeout: float) -> list[Frame]:
     ctx = zmq.Context()
-    sock = bus.subscriber(ctx, [endpoint], [frame_topic()], 1000)
+    sock = subscriber(ctx, [endpoint], [frame_topic()], 1000)
     frames: list[Frame] = []
     deadline = time.monotonic() + timeout
     try:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config
-from pipeline.config import Config, ConfigError, Mask, Source, load
+from pipeline.config.options import OPTIONS, Config, ConfigError, Mask, Source, load
 from tests.conftest import REPO, clean_env
 
 ALL = ("camera", "source", "fps", "width", "height", "quality", "loop", "seed", "frames", "events", "host",
@@ -137,5 +136,5 @@ def test_help_lists_options_with_defaults_and_variables(stage: str) -> None:
 
 def test_every_option_has_a_row_in_the_readmes_options_table() -> None:
     rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `--")]
-    for option in config.OPTIONS.values():
+    for option in OPTIONS.values():
         assert any(f"`{option.flag}`" in row and f"`{option.env}`" in row for row in rows), option.flag

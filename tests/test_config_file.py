@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import capture, config, detector, gateway, logger, procs, recorder
+from pipeline import capture, detector, gateway, logger, procs, recorder
+from pipeline.config import options
+from pipeline.config.options import Config, ConfigError
 from tests.conftest import REPO, clean_env
 
 
@@ -20,8 +22,8 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def load(stage: str, options: tuple[str, ...], path: Path, *argv: str, **environ: str) -> config.Config:
-    return config.load(stage, options, "test", ["--config", str(path), *argv], environ)
+def load(stage: str, names: tuple[str, ...], path: Path, *argv: str, **environ: str) -> Config:
+    return options.load(stage, names, "test", ["--config", str(path), *argv], environ)
 
 
 TWO_CAMERAS = """
@@ -60,7 +62,7 @@ def test_variables_and_flags_win_over_the_file(tmp_path: Path) -> None:
 
 def test_the_config_file_may_come_from_the_environment(tmp_path: Path) -> None:
     path = write(tmp_path, TWO_CAMERAS)
-    cfg = config.load("capture", capture.OPTIONS, "test", ["--camera", "yard"], {"CAMSERVER_CONFIG": str(path)})
+    cfg = options.load("capture", capture.OPTIONS, "test", ["--camera", "yard"], {"CAMSERVER_CONFIG": str(path)})
     assert cfg.camera == "yard" and cfg.threshold == 0.3  # capture does not declare threshold
 
 
@@ -114,14 +116,14 @@ def test_without_cameras_the_file_configures_the_one_camera_of_today(tmp_path: P
 ])
 def test_a_bad_file_stops_start_up_naming_the_key(tmp_path: Path, text: str, argv: tuple[str, ...],
                                                   message: str) -> None:
-    with pytest.raises(config.ConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load("capture", capture.OPTIONS, write(tmp_path, text), *argv)
     assert message in str(caught.value)
     assert "hunter2" not in str(caught.value)
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(config.ConfigError, match=r"cannot read config file .*nowhere\.toml"):
+    with pytest.raises(ConfigError, match=r"cannot read config file .*nowhere\.toml"):
         load("detector", detector.OPTIONS, tmp_path / "nowhere.toml")
 
 

@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 import zmq
 
-from pipeline import bus, curve
+from pipeline.bus import curve
+from pipeline.bus.sockets import publisher, subscriber
 from pipeline.keys import PUBLIC_FILE, SECRET_FILE
-from pipeline.ratelog import INTERVAL_S
+from pipeline.stage.ratelog import INTERVAL_S
 from tests.conftest import REPO, clean_env, free_port, wait_for
 
 QUIET_S = 1.0  # how long a refused subscriber is watched while its keyed twin receives
@@ -83,10 +84,10 @@ def publish_while(pub: zmq.Socket, tag: bytes, keep_going: Callable[[], bool], t
 
 def test_only_a_subscriber_with_the_bus_keys_receives(ctx: zmq.Context, ours: curve.Curve, theirs: curve.Curve) -> None:
     at = endpoint()
-    with curve.authenticated(ctx, ours) as auth, bus.publisher(ctx, [at], 1000, curve=ours) as pub, \
-            bus.subscriber(ctx, [at], [b""], 1000, curve=ours) as keyed, \
-            bus.subscriber(ctx, [at], [b""], 1000, curve=theirs) as other_keys, \
-            bus.subscriber(ctx, [at], [b""], 1000) as plain:
+    with curve.authenticated(ctx, ours) as auth, publisher(ctx, [at], 1000, curve=ours) as pub, \
+            subscriber(ctx, [at], [b""], 1000, curve=ours) as keyed, \
+            subscriber(ctx, [at], [b""], 1000, curve=theirs) as other_keys, \
+            subscriber(ctx, [at], [b""], 1000) as plain:
         received: dict[str, list[bytes]] = {"keyed": [], "other_keys": [], "plain": []}
         socks = {"keyed": keyed, "other_keys": other_keys, "plain": plain}
 
@@ -109,10 +110,10 @@ def test_a_stranger_publisher_on_a_subscribed_endpoint_delivers_nothing(
     ours_at, keyed_stranger_at, plain_stranger_at = endpoint(), endpoint(), endpoint()
     with zmq.Context() as strangers, caplog.at_level(logging.WARNING, "camserver.bus"), \
             curve.authenticated(strangers, theirs), \
-            bus.publisher(strangers, [keyed_stranger_at], 1000, curve=theirs) as keyed_stranger, \
-            bus.publisher(strangers, [plain_stranger_at], 1000) as plain_stranger, \
-            curve.authenticated(ctx, ours), bus.publisher(ctx, [ours_at], 1000, curve=ours) as pub, \
-            bus.subscriber(ctx, [keyed_stranger_at, plain_stranger_at, ours_at], [b""], 1000, curve=ours) as sub:
+            publisher(strangers, [keyed_stranger_at], 1000, curve=theirs) as keyed_stranger, \
+            publisher(strangers, [plain_stranger_at], 1000) as plain_stranger, \
+            curve.authenticated(ctx, ours), publisher(ctx, [ours_at], 1000, curve=ours) as pub, \
+            subscriber(ctx, [keyed_stranger_at, plain_stranger_at, ours_at], [b""], 1000, curve=ours) as sub:
         received: list[bytes] = []
 
         def collect() -> bool:
@@ -143,7 +144,7 @@ def test_a_client_with_a_pair_of_its_own_is_admitted_once_its_public_key_is_in_t
     shutil.copy(host_pair / PUBLIC_FILE, folder / "host3.key")
     ours, host3 = curve.load_curve(folder), curve.load_curve(host_pair)
     at = endpoint()
-    with curve.authenticated(ctx, ours) as auth, bus.publisher(ctx, [at], 1000, curve=ours) as pub, \
+    with curve.authenticated(ctx, ours) as auth, publisher(ctx, [at], 1000, curve=ours) as pub, \
             ctx.socket(zmq.SUB) as sub:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.CURVE_SERVERKEY, ours.public)
@@ -163,9 +164,9 @@ def test_a_client_with_a_pair_of_its_own_is_admitted_once_its_public_key_is_in_t
 
 def test_a_curve_publisher_without_an_authenticator_is_a_programming_error(ctx: zmq.Context, ours: curve.Curve) -> None:
     with pytest.raises(RuntimeError, match=r"curve\.authenticated"):
-        bus.publisher(ctx, [endpoint()], 10, curve=ours)
+        publisher(ctx, [endpoint()], 10, curve=ours)
     with curve.authenticated(ctx, None):  # the plain bus needs no branch in a stage
-        bus.publisher(ctx, [endpoint()], 10).close()
+        publisher(ctx, [endpoint()], 10).close()
 
 
 def null_mechanism_greeting() -> bytes:
@@ -187,7 +188,7 @@ def test_strangers_hammering_a_publisher_cost_one_log_line_per_kind_and_interval
     at = f"tcp://127.0.0.1:{port}"
     started = time.monotonic()
     with caplog.at_level(logging.DEBUG), curve.authenticated(ctx, ours) as auth, \
-            bus.publisher(ctx, [at], 10, curve=ours):
+            publisher(ctx, [at], 10, curve=ours):
         for _ in range(300):  # each is refused for speaking without CURVE, and the connection closed
             stranger_without_keys(port)
         # Strangers who know the bus's public key (it is the less secret half) but not its secret key

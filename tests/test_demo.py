@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.demo import CYCLE_SECONDS, FIRST_ENTRY_SECONDS, DemoScene
+from pipeline.video.demo import CYCLE_SECONDS, FIRST_ENTRY_SECONDS, DemoScene
 
 CLOCK = 1_763_950_000.0
 WIDTH, HEIGHT = 320, 240

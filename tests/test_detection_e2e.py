@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import zmq
 
-from pipeline import bus
+from pipeline.bus.sockets import EVENT_HWM, Decoder, receive, subscriber
 from pipeline.protocol import Event, event_topic
 from tests.conftest import Ports, Stage, wait_for
 from tests.test_live import LiveClient, gateway_up, http_get
@@ -20,13 +20,13 @@ log = logging.getLogger(__name__)
 
 def collect_events(endpoint: str, until_type: str, timeout: float) -> list[Event]:
     ctx = zmq.Context()
-    sock = bus.subscriber(ctx, [endpoint], [event_topic()], bus.EVENT_HWM)
+    sock = subscriber(ctx, [endpoint], [event_topic()], EVENT_HWM)
     events: list[Event] = []
-    decoder = bus.Decoder(log)
+    decoder = Decoder(log)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and not (events and events[-1].type == until_type):
-            events += [m for m in bus.receive(sock, 100, decoder) if isinstance(m, Event)]
+            events += [m for m in receive(sock, 100, decoder) if isinstance(m, Event)]
     finally:
         sock.close()
         ctx.term()

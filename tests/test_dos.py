@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.httpd.server import FD_RESERVE, IDLE_TIMEOUT_S
+from pipeline.web.server import FD_RESERVE, IDLE_TIMEOUT_S
 from tests.conftest import REPO, Ports, Stage, clean_env, wait_for
 from tests.test_live import gateway_listening
 

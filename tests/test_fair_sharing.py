@@ -55,9 +55,9 @@ import av
 import tornado.websocket
 import zmq
 
-from pipeline import bus
-from pipeline.mp4 import probe
+from pipeline.bus.sockets import EVENT_HWM, Decoder, receive, subscriber
 from pipeline.protocol import Event, event_topic
+from pipeline.record.mp4 import probe
 from tests.conftest import Ports, Stage, free_port, wait_for
 from tests.test_live import LiveClient, gateway_up, http_get
 
@@ -78,17 +78,17 @@ class EventTap:
 
     def __init__(self, ports: Ports) -> None:
         self._ctx = zmq.Context()
-        self._sock = bus.subscriber(self._ctx, [ports.events, ports.recorder_events], [event_topic()],
-                                    bus.EVENT_HWM)
+        self._sock = subscriber(self._ctx, [ports.events, ports.recorder_events], [event_topic()],
+                                    EVENT_HWM)
         self.arrived: list[tuple[float, Event]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, daemon=True)
         self._thread.start()
 
     def _drain(self) -> None:
-        decoder = bus.Decoder(log)
+        decoder = Decoder(log)
         while not self._stop.is_set():
-            for message in bus.receive(self._sock, 20, decoder):
+            for message in receive(self._sock, 20, decoder):
                 if isinstance(message, Event):
                     self.arrived.append((time.time(), message))
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from pipeline import bus
-from pipeline.httpd import live
+from pipeline.bus.sockets import subscriber
 from pipeline.protocol import Frame, frame_topic
+from pipeline.web import live
 from tests.conftest import Ports, Stage, wait_for
 from tests.test_live import LiveClient, gateway_app, gateway_up
 
@@ -37,7 +37,7 @@ class Published:
         self.jpegs: dict[int, bytes] = {}
         self._stop = threading.Event()
         self._ctx = zmq.Context()
-        self._sock = bus.subscriber(self._ctx, [endpoint], [frame_topic()], 1000)
+        self._sock = subscriber(self._ctx, [endpoint], [frame_topic()], 1000)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.mp4 import probe
+from pipeline.record.mp4 import probe
 from tests.conftest import Ports, Stage, wait_for
 from tests.test_mp4 import fill, small_tmpfs
 from tests.test_recording_e2e import EventLog, leftovers

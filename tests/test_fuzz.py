@@ -17,9 +17,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.hub import Hub
 from pipeline.logger import format_event
 from pipeline.protocol import MAX_PIXELS, MAX_SIDE, Event, Frame, ProtocolError, decode, jpeg_size
+from pipeline.web.hub import Hub
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 JPEG = cv2.imencode(".jpg", np.full((48, 64, 3), 128, np.uint8))[1].tobytes()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from selenium import webdriver
 from selenium.webdriver.support.ui import Select
 
-from pipeline.library import Library
+from pipeline.record.library import Library
 from tests.conftest import Ports, Stage, free_port, wait_for
 from tests.test_api import request
 from tests.test_browser import ARTIFACTS, browser, page_state  # noqa: F401  (browser is a fixture)

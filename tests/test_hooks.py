@@ -25,7 +25,7 @@ from typing import Any
 
 import zmq
 
-from pipeline import bus
+from pipeline.bus import sockets
 from pipeline.protocol import Event
 from tests.conftest import Ports, Stage, free_port, wait_for
 
@@ -97,7 +97,7 @@ def hook_command(tmp_path: Path, out: Path) -> str:
 @contextmanager
 def publisher(ports: Ports) -> Iterator[zmq.Socket]:
     """The test standing in for the detector: a PUB bound where the hooks stage expects events."""
-    with zmq.Context() as ctx, bus.publisher(ctx, [ports.events], bus.EVENT_HWM) as sock:
+    with zmq.Context() as ctx, sockets.publisher(ctx, [ports.events], sockets.EVENT_HWM) as sock:
         yield sock
 
 

@@ -22,7 +22,7 @@ import msgpack
 import numpy as np
 import zmq
 
-from pipeline import bus
+from pipeline.bus.sockets import publisher
 from pipeline.protocol import Event
 from tests.conftest import Ports, Stage, free_port, wait_for
 from tests.test_live import LiveClient, gateway_listening, gateway_up, http_get
@@ -65,8 +65,8 @@ def rss_mb(stage: Stage) -> float:
 def test_a_rogue_publisher_changes_nothing_a_user_sees(start_stage: Callable[..., Stage], ports: Ports) -> None:
     rogue_frames, rogue_events = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     ctx = zmq.Context()
-    frames_pub = bus.publisher(ctx, [rogue_frames], 100_000)
-    events_pub = bus.publisher(ctx, [rogue_events], 100_000)
+    frames_pub = publisher(ctx, [rogue_frames], 100_000)
+    events_pub = publisher(ctx, [rogue_events], 100_000)
     frames = {"CAMSERVER_FRAMES": f"{ports.frames},{rogue_frames}"}
     events = {"CAMSERVER_EVENTS": f"{ports.events},{rogue_events}"}
     stages = [start_stage("detector", **frames), start_stage("recorder", **frames, **events),

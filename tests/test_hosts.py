@@ -18,7 +18,8 @@ from pathlib import Path
 
 import zmq
 
-from pipeline import bus, curve
+from pipeline.bus import curve
+from pipeline.bus.sockets import FRAME_HWM, Decoder, publisher, receive, subscriber
 from pipeline.protocol import Frame, frame_topic
 from tests.conftest import REPO, clean_env, free_port, wait_for
 from tests.test_cameras import RunConfig, assert_one_recording_each, http_get, run_config, snapshot_shape
@@ -42,10 +43,10 @@ def pi_config(camera: str, port: int, keys: Path | None) -> str:
 
 def frames_received(endpoint: str, keys: curve.Curve | None, seconds: float) -> int:
     """How many frames a subscriber with ``keys`` (None: a plain one) gets from ``endpoint`` in ``seconds``."""
-    with zmq.Context() as ctx, bus.subscriber(ctx, [endpoint], [frame_topic()], bus.FRAME_HWM, keys) as sock:
-        decoder, count, deadline = bus.Decoder(log), 0, time.monotonic() + seconds
+    with zmq.Context() as ctx, subscriber(ctx, [endpoint], [frame_topic()], FRAME_HWM, keys) as sock:
+        decoder, count, deadline = Decoder(log), 0, time.monotonic() + seconds
         while time.monotonic() < deadline:
-            count += sum(isinstance(m, Frame) for m in bus.receive(sock, 100, decoder))
+            count += sum(isinstance(m, Frame) for m in receive(sock, 100, decoder))
         return count
 
 
@@ -65,7 +66,7 @@ def test_two_pis_and_a_hub_over_curve(tmp_path: Path, run_config: RunConfig) -> 
 
     # a stranger binds one of the hub's endpoints and publishes frames of its own, with other keys
     with zmq.Context() as ctx, curve.authenticated(ctx, curve.load_curve(strangers)), \
-            bus.publisher(ctx, [f"tcp://127.0.0.1:{rogue}"], bus.FRAME_HWM, curve.load_curve(strangers)) as pub:
+            publisher(ctx, [f"tcp://127.0.0.1:{rogue}"], FRAME_HWM, curve.load_curve(strangers)) as pub:
         for camera in ("garden", "porch"):
             wait_for(lambda c=camera: snapshot_shape(http, c) == (240, 320, 3), 30, f"{camera}'s frames on the hub")
         _, _, jpeg = http_get(http, "/snapshot.jpg?camera=garden")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from pipeline.hub import FORGET_AFTER_S, MAX_CAMERAS, OFFLINE_AFTER_S, STAGE_SILENT_AFTER_S, Hub
 from pipeline.protocol import Event, Frame, Heartbeat
+from pipeline.web.hub import FORGET_AFTER_S, MAX_CAMERAS, OFFLINE_AFTER_S, STAGE_SILENT_AFTER_S, Hub
 
 JPEG = b"\xff\xd8\xff\xd9"
 

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.demo import DemoScene
-from pipeline.library import Library, parse_name, recording_name, write_atomically
-from pipeline.mp4 import Mp4Writer, probe
+from pipeline.record.library import Library, parse_name, recording_name, write_atomically
+from pipeline.record.mp4 import Mp4Writer, probe
+from pipeline.video.demo import DemoScene
 from tests.conftest import REPO
 
 W, H = 320, 240
@@ -392,8 +392,8 @@ CRASHING_WRITER = """
 import sys
 import cv2
 from pathlib import Path
-from pipeline.demo import DemoScene
-from pipeline.mp4 import Mp4Writer
+from pipeline.video.demo import DemoScene
+from pipeline.record.mp4 import Mp4Writer
 
 path, start, frames = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 scene = DemoScene(320, 240, seed=5)

@@ -19,10 +19,11 @@ import cv2
 import numpy as np
 import tornado.websocket
 
-from pipeline import bus, gateway
-from pipeline.config import Config
-from pipeline.hub import Hub
-from pipeline.library import Library
+from pipeline import gateway
+from pipeline.bus.sockets import Decoder
+from pipeline.config.options import Config
+from pipeline.record.library import Library
+from pipeline.web.hub import Hub
 from tests.conftest import Ports, Stage, free_port, wait_for
 
 
@@ -215,7 +216,7 @@ def gateway_app(folder: Path, viewers_per_client: int = 8) -> Iterator[tuple[Hub
     """The gateway's web app on a free loopback port in this event loop, its hub fed by the test instead of ZeroMQ."""
     hub = Hub()
     app = gateway.make_app(hub, Library(folder), gateway.make_guard(Config()), viewers_per_client,
-                           bus.Decoder(logging.getLogger(__name__)))
+                           Decoder(logging.getLogger(__name__)))
     port = free_port()
     server = app.listen(port, "127.0.0.1")
     try:

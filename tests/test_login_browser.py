@@ -19,9 +19,9 @@ import cv2
 import pytest
 from selenium import webdriver
 
-from pipeline.demo import DemoScene
-from pipeline.library import Library, recording_name
-from pipeline.mp4 import Mp4Writer
+from pipeline.record.library import Library, recording_name
+from pipeline.record.mp4 import Mp4Writer
+from pipeline.video.demo import DemoScene
 from tests.conftest import Ports, Stage, free_port, wait_for
 from tests.test_browser import ARTIFACTS, browser, chromium, page_state  # noqa: F401  (a fixture)
 from tests.test_live import gateway_listening, gateway_up

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.native_stderr import native_line
+from pipeline.stage.native_stderr import native_line
 from tests.conftest import REPO, Ports, Stage, clean_env, wait_for
 
 STAGE_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (capture|detector|recorder|gateway|logger) "

@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline import bus
-from pipeline.httpd.metrics import GatewayCollector
-from pipeline.hub import Hub
-from pipeline.library import Library
+from pipeline.bus.sockets import Decoder
 from pipeline.protocol import MAX_COUNTERS, Frame, Heartbeat, ProtocolError
+from pipeline.record.library import Library
+from pipeline.web.hub import Hub
+from pipeline.web.metrics import GatewayCollector
 from tests.conftest import Ports, Stage, wait_for
 from tests.test_live import gateway_listening
 
@@ -155,7 +155,7 @@ def test_a_frame_stamped_in_the_gateways_future_counts_as_no_latency_and_as_cloc
     jpeg = cv2.imencode(".jpg", np.zeros((24, 32, 3), np.uint8))[1].tobytes()
     hub.publish_frame(Frame("cam0", 0, 1_790_000_003.0, 32, 24, True, jpeg))
     hub.publish_frame(Frame("cam0", 1, 1_789_999_999.7, 32, 24, True, jpeg))
-    collector = GatewayCollector(hub, Library(Path("/nonexistent")), bus.Decoder(logging.getLogger("test")))
+    collector = GatewayCollector(hub, Library(Path("/nonexistent")), Decoder(logging.getLogger("test")))
     families = {family.name: family for family in collector.collect()}
     latency = {sample.name.rsplit("_", 1)[-1] + sample.labels.get("le", ""): sample.value
                for sample in families["camserver_frame_latency_seconds"].samples}

@@ -10,8 +10,8 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.mjpeg import STANDARD_TABLES, with_huffman_tables
-from pipeline.sources import has_mjpeg_mode
+from pipeline.video.mjpeg import STANDARD_TABLES, with_huffman_tables
+from pipeline.video.sources import has_mjpeg_mode
 from tests.conftest import Ports, Stage, wait_for
 from tests.test_capture import collect
 from tests.test_passthrough import counts, packets, picture

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.config import Config
-from pipeline.demo import DemoScene
+from pipeline.config.options import Config
 from pipeline.detector import CameraDetector, motion_settings
-from pipeline.motion import EpisodeTracker, FrameDiffer, MotionSettings, reduction_for
+from pipeline.motion.differ import EpisodeTracker, FrameDiffer, MotionSettings, reduction_for
 from pipeline.protocol import Event, Frame
+from pipeline.video.demo import DemoScene
 
 FPS = 10
 W, H = 640, 480

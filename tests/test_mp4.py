@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.demo import DemoScene
-from pipeline.mp4 import BT601, KEYFRAME_EVERY_S, Mp4Writer, probe, salvage
+from pipeline.record.mp4 import BT601, KEYFRAME_EVERY_S, Mp4Writer, probe, salvage
+from pipeline.video.demo import DemoScene
 
 W, H = 320, 240
 T0 = 1_700_000_000.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.pacing import Pacer
+from pipeline.video.pacing import Pacer
 
 
 class FakeClock:

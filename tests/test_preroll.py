@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.preroll import PreRoll
 from pipeline.protocol import Frame
+from pipeline.record.preroll import PreRoll
 
 # Times that binary floats hold exactly, so that "exactly `seconds` old" is a meaningful boundary.
 BASE = 1_700_000_000.0

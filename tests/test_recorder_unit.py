@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.demo import DemoScene
-from pipeline.library import Library, parse_name
-from pipeline.motion import EpisodeTracker
-from pipeline.mp4 import Mp4Writer, probe
+from pipeline.motion.differ import EpisodeTracker
 from pipeline.protocol import Event, Frame
+from pipeline.record.library import Library, parse_name
+from pipeline.record.mp4 import Mp4Writer, probe
 from pipeline.recorder import CATCH_UP_FRAMES, CameraRecorder
+from pipeline.video.demo import DemoScene
 
 W, H = 320, 240
 FPS = 10

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import zmq
 
-from pipeline import bus
-from pipeline.library import Library
-from pipeline.mp4 import probe
+from pipeline.bus.sockets import EVENT_HWM, Decoder, receive, subscriber
 from pipeline.protocol import Event, event_topic
+from pipeline.record.library import Library
+from pipeline.record.mp4 import probe
 from tests.conftest import Ports, Stage, wait_for
 from tests.test_live import gateway_up, http_get
 
@@ -28,9 +28,9 @@ class EventLog:
 
     def __init__(self, ports: Ports) -> None:
         self._ctx = zmq.Context()
-        self._sock = bus.subscriber(self._ctx, [ports.events, ports.recorder_events], [event_topic()], bus.EVENT_HWM)
+        self._sock = subscriber(self._ctx, [ports.events, ports.recorder_events], [event_topic()], EVENT_HWM)
         self.events: list[Event] = []
-        self._decoder = bus.Decoder(log)
+        self._decoder = Decoder(log)
 
     def wait_for(self, kind: str, timeout: float) -> Event:
         deadline = time.monotonic() + timeout
@@ -38,7 +38,7 @@ class EventLog:
             found = [e for e in self.events if e.type == kind]
             if found:
                 return found[0]
-            self.events += [m for m in bus.receive(self._sock, 100, self._decoder) if isinstance(m, Event)]
+            self.events += [m for m in receive(self._sock, 100, self._decoder) if isinstance(m, Event)]
         raise AssertionError(f"no {kind} event within {timeout} s; saw {sorted({e.type for e in self.events})}")
 
     def close(self) -> None:

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.demo import DemoScene
-from pipeline.scaling import decode_scaled, fit, jpeg_reduction, shrink
+from pipeline.video.demo import DemoScene
+from pipeline.video.scaling import decode_scaled, fit, jpeg_reduction, shrink
 
 
 @pytest.mark.parametrize(("size", "box", "expected"), [

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipeline.redact import mask_url
+from pipeline.stage.redact import mask_url
 from tests.conftest import REPO, Stage, clean_env, free_port, wait_for
 
 RETRIES = 2

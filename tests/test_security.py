@@ -26,11 +26,12 @@ import tornado.httpclient
 import tornado.websocket
 from tornado.routing import Rule
 
-from pipeline import bus, gateway
-from pipeline.config import Config
-from pipeline.httpd.base import Guarded
-from pipeline.hub import Hub
-from pipeline.library import Library
+from pipeline import gateway
+from pipeline.bus.sockets import Decoder
+from pipeline.config.options import Config
+from pipeline.record.library import Library
+from pipeline.web.base import Guarded
+from pipeline.web.hub import Hub
 from tests.conftest import REPO, Ports, Stage, clean_env, free_port, wait_for
 from tests.test_api import prepare
 from tests.test_capture import collect
@@ -68,7 +69,7 @@ def refused(response: Response) -> bool:
 def routes() -> list[Rule]:
     """The gateway's own route table, as Tornado will dispatch on it."""
     app = gateway.make_app(Hub(), Library(Path("/nonexistent")), gateway.make_guard(Config()), 8,
-                           bus.Decoder(logging.getLogger("test")))
+                           Decoder(logging.getLogger("test")))
     return app.default_router.rules[0].target.rules
 
 

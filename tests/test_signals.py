@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 import zmq
 
-from pipeline import bus
+from pipeline.bus.sockets import EVENT_HWM, publisher
 from pipeline.protocol import Event
 from tests.conftest import REPO, Ports, Stage, clean_env, wait_for
 
@@ -56,7 +56,7 @@ def test_a_stop_signal_while_the_log_is_blocked_on_a_full_pipe_still_stops_the_s
     logger = subprocess.Popen([sys.executable, "-m", "pipeline.logger"], cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, env=clean_env(**ports.env()))
     try:
-        with zmq.Context() as ctx, bus.publisher(ctx, [ports.events], bus.EVENT_HWM) as pub:
+        with zmq.Context() as ctx, publisher(ctx, [ports.events], EVENT_HWM) as pub:
             time.sleep(1.0)  # the logger's subscription reaches the publisher
             for seq in range(400):  # 400 lines of 2 KB: several times a pipe's 64 KB
                 pub.send_multipart(Event("cam0", seq, time.time(), "motion_start", {"n": "x" * 2000}).encode())

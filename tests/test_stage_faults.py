@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import zmq
 
-from pipeline import bus
+from pipeline.bus.sockets import EVENT_HWM, Decoder, publisher, receive, subscriber
 from pipeline.protocol import Event, Frame, event_topic
 from tests.conftest import Ports, Stage, free_port, wait_for
 from tests.test_hostile_bus import rss_mb
@@ -71,8 +71,8 @@ def test_a_detector_killed_between_the_motion_and_its_motion_end_still_ends_the_
     motion_end (due 2 s after), and comes back. The recording must end about a post-roll later, not
     run on until the next visitor."""
     ctx = zmq.Context()
-    sock = bus.subscriber(ctx, [ports.events, ports.recorder_events], [event_topic()], bus.EVENT_HWM)
-    decoder = bus.Decoder(log)
+    sock = subscriber(ctx, [ports.events, ports.recorder_events], [event_topic()], EVENT_HWM)
+    decoder = Decoder(log)
     try:
         recorder = start_stage("recorder", "--pre-seconds", "0", "--post-seconds", "1")
         detector = start_stage("detector")
@@ -83,7 +83,7 @@ def test_a_detector_killed_between_the_motion_and_its_motion_end_still_ends_the_
         deadline = time.monotonic() + 20
         while calm_in_episode < 3:
             assert time.monotonic() < deadline, f"no calm after motion; saw {sorted({e.type for e in seen})}"
-            for event in bus.receive(sock, 100, decoder):
+            for event in receive(sock, 100, decoder):
                 seen.append(event)
                 assert isinstance(event, Event) and event.type != "motion_end", "motion_end came before the kill"
                 if event.type == "delta":
@@ -95,7 +95,7 @@ def test_a_detector_killed_between_the_motion_and_its_motion_end_still_ends_the_
         start_stage("detector")
         saved = None
         while saved is None and time.monotonic() - killed < 7:
-            saved = next((e for e in bus.receive(sock, 100, decoder)
+            saved = next((e for e in receive(sock, 100, decoder)
                           if isinstance(e, Event) and e.type == "recording_saved"), None)
         assert saved is not None, f"the recording did not end within 7 s of the detector's death:\n{recorder.output()}"
         assert saved.data["duration"] < 15
@@ -114,7 +114,7 @@ def test_made_up_camera_ids_cost_no_memory_and_health_recovers(
     """A rogue sends one 640x480 frame for each of 1500 camera ids nobody owns."""
     rogue = f"tcp://127.0.0.1:{free_port()}"
     ctx = zmq.Context()
-    pub = bus.publisher(ctx, [rogue], 100_000)
+    pub = publisher(ctx, [rogue], 100_000)
     frames = {"CAMSERVER_FRAMES": f"{ports.frames},{rogue}"}
     stages = [start_stage("detector", **frames), start_stage("recorder", **frames), start_stage("gateway", **frames)]
     try:

@@ -14,9 +14,9 @@ import numpy as np
 from selenium import webdriver
 from selenium.webdriver.common.keys import Keys
 
-from pipeline.demo import DemoScene
-from pipeline.library import Library, recording_name
-from pipeline.mp4 import Mp4Writer
+from pipeline.record.library import Library, recording_name
+from pipeline.record.mp4 import Mp4Writer
+from pipeline.video.demo import DemoScene
 from tests.conftest import Ports, Stage, wait_for
 from tests.test_browser import ARTIFACTS, browser, page_state  # noqa: F401  (browser is a fixture)
 from tests.test_live import gateway_listening, gateway_up

@@ -29,7 +29,7 @@ from zmq.utils import z85
 from zmq.utils.monitor import recv_monitor_message
 
 from pipeline.keys import PUBLIC_FILE, SECRET_FILE
-from pipeline.ratelog import RateLimitedLog
+from pipeline.stage.ratelog import RateLimitedLog
 
 ZAP_DOMAIN = "camserver"
 KEYS_HINT = "python -m pipeline.keys DIR"

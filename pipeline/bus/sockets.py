@@ -6,7 +6,7 @@ newest frame, not a backlog of stale ones); event sockets keep long ones, becaus
 small and losing a ``motion_end`` costs a recording. Linger is 0 everywhere, so a stopping stage
 never waits on a peer that is gone.
 
-With a ``Curve`` (pipeline.curve) every socket is encrypted and both of its ends authenticated.
+With a ``Curve`` (pipeline.bus.curve) every socket is encrypted and both of its ends authenticated.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import zmq
 
-from pipeline.curve import Curve, secure_client, secure_server
+from pipeline.bus.curve import Curve, secure_client, secure_server
 from pipeline.protocol import HEARTBEAT_EVERY_S, Event, Frame, Heartbeat, ProtocolError, decode
-from pipeline.ratelog import RateLimitedLog
+from pipeline.stage.ratelog import RateLimitedLog
 
 FRAME_HWM = 2
 EVENT_HWM = 1000

@@ -12,7 +12,7 @@
     remote = true               # captured on another host; only its detection and recording settings here
 
 This module only turns the file into raw option text per key, checking every key's name and
-type, so that pipeline.config parses file values, variables and flags with the same parsers and
+type, so that pipeline.config.options parses file values, variables and flags with the same parsers and
 names the key of any bad value. It knows nothing of what the options mean.
 """
 

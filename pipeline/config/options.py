@@ -7,7 +7,7 @@ opens a socket or a camera, and a bad one stops start-up with a single line nami
 variable it came from and the value, instead of a traceback from deep inside OpenCV or ZeroMQ.
 
 Several cameras are described in a TOML file (``--config`` or CAMSERVER_CONFIG, read by
-pipeline.configfile): its top-level values are defaults for every stage and camera, a
+pipeline.config.file): its top-level values are defaults for every stage and camera, a
 ``[cameras.ID]`` table holds one camera's settings, and variables and flags still win over both.
 A stage of one camera (capture) takes its camera's table; the shared stages get every camera's
 settings in ``Config.cameras`` and subscribe to every camera's frames endpoint, while learning
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pipeline import configfile
+from pipeline.config.file import ConfigFile, ConfigFileError, read
 from pipeline.passwd import check_hash
 from pipeline.protocol import ProtocolError, check_camera_id
-from pipeline.redact import mask_url
+from pipeline.stage.redact import mask_url
 
 ENV_PREFIX = "CAMSERVER_"
 DEFAULT_FPS = 10.0
@@ -504,7 +504,7 @@ def load(
 class FileSettings:
     """A checked config file: its values parsed, at the top level and per camera."""
 
-    file: configfile.ConfigFile
+    file: ConfigFile
     top: dict[str, Any]
     cameras: dict[str, dict[str, Any]]
 
@@ -512,8 +512,8 @@ class FileSettings:
 def load_file(path: Path) -> FileSettings:
     """Read a config file and check every value in it, whichever stage will use it."""
     try:
-        file = configfile.read(path, [name for name in OPTIONS if name != "camera"], CAMERA_OPTIONS)
-    except configfile.ConfigFileError as exc:
+        file = read(path, [name for name in OPTIONS if name != "camera"], CAMERA_OPTIONS)
+    except ConfigFileError as exc:
         raise ConfigError(str(exc)) from None
     for camera in file.cameras:
         try:
@@ -568,7 +568,7 @@ def _with_file(settings: FileSettings, names: Sequence[str], given: dict[str, An
     return replace(Config(), **values, cameras=cameras)
 
 
-def _sole_camera(file: configfile.ConfigFile) -> str | None:
+def _sole_camera(file: ConfigFile) -> str | None:
     if not file.cameras:
         return None
     local = file.local_cameras

@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.disturbances import NoiseLevel, global_shift, lit_pixels, spread_out, steadied_difference
+from pipeline.motion.disturbances import NoiseLevel, global_shift, lit_pixels, spread_out, steadied_difference
 
 # Smallest width the analysis image may have: enough for a person across a room at 1080p.
 ANALYSIS_MIN_WIDTH = 240
@@ -41,7 +41,7 @@ Box = tuple[int, int, int, int]
 
 @dataclass(frozen=True)
 class MotionSettings:
-    """The detector's tunables; their defaults and meaning are options in pipeline.config."""
+    """The detector's tunables; their defaults and meaning are options in pipeline.config.options."""
 
     threshold: float
     pixel_threshold: int

@@ -26,7 +26,7 @@ from typing import Any
 import av
 import cv2
 
-from pipeline.mp4 import probe, salvage
+from pipeline.record.mp4 import probe, salvage
 
 log = logging.getLogger("camserver.recorder")
 

@@ -16,12 +16,12 @@ from typing import NoReturn
 
 import zmq
 
-from pipeline import curve
-from pipeline.bus import Decoder, receive
-from pipeline.config import Config, load_or_exit
-from pipeline.native_stderr import route_native_stderr
+from pipeline.bus import curve
+from pipeline.bus.sockets import Decoder, receive
+from pipeline.config.options import Config, load_or_exit
 from pipeline.protocol import Event, Frame
-from pipeline.ratelog import RateLimitedLog
+from pipeline.stage.native_stderr import route_native_stderr
+from pipeline.stage.ratelog import RateLimitedLog
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 POLL_MS = 200
@@ -30,7 +30,7 @@ POLL_MS = 200
 def setup_logging(stage: str, level: str, with_time: bool = True) -> logging.Logger:
     """One line per message, named by stage; without the time under a manager that adds its own.
 
-    What C libraries print to stderr is routed through the same logger (pipeline.native_stderr).
+    What C libraries print to stderr is routed through the same logger (pipeline.stage.native_stderr).
     """
     logging.basicConfig(
         level=level,

@@ -19,8 +19,8 @@ import re
 import sys
 import threading
 
-from pipeline.ratelog import RateLimitedLog
-from pipeline.redact import mask_url
+from pipeline.stage.ratelog import RateLimitedLog
+from pipeline.stage.redact import mask_url
 
 # "[tcp @ 0x7f16780054c0] Connection refused": the component, and the message without the address.
 _PREFIX = re.compile(r"^\[(?P<component>[^\]@]+?)\s*@\s*0x[0-9a-fA-F]+\]\s*")

@@ -3,7 +3,7 @@
 Every source answers ``read()`` with the newest picture it has and when it was taken, or None when
 it has nothing new yet. A picture that comes as a JPEG (an MJPEG file, an HTTP MJPEG stream such as
 another camserver's, mjpg-streamer's or an IP camera's, a webcam in its MJPG mode) is handed out as
-those very bytes, demuxed by PyAV and never decoded (pipeline.mjpeg adds Huffman tables where the
+those very bytes, demuxed by PyAV and never decoded (pipeline.video.mjpeg adds Huffman tables where the
 camera left them out): capture publishes it as it is unless a resize is asked for.
 
 Live sources (webcams and URLs) are read by a thread of their own that never stops grabbing,
@@ -25,10 +25,10 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.config import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, Config, Source
-from pipeline.demo import DemoScene
-from pipeline.mjpeg import with_huffman_tables
-from pipeline.redact import mask_url
+from pipeline.config.options import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, Config, Source
+from pipeline.stage.redact import mask_url
+from pipeline.video.demo import DemoScene
+from pipeline.video.mjpeg import with_huffman_tables
 
 log = logging.getLogger("camserver.capture")
 

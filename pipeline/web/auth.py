@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.config import Config
+from pipeline.config.options import Config
 from pipeline.passwd import check_hash, hash_password, verify
 
 SECRET_FILE = ".camserver-secret"

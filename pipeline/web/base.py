@@ -31,10 +31,10 @@ import tornado.web
 import tornado.websocket
 from tornado.escape import url_escape
 
-from pipeline.httpd.auth import SESSION_DAYS, Credentials, FailedLogins
-from pipeline.httpd.hosts import HostPolicy
 from pipeline.protocol import ProtocolError, check_camera_id
-from pipeline.ratelog import RateLimitedLog
+from pipeline.stage.ratelog import RateLimitedLog
+from pipeline.web.auth import SESSION_DAYS, Credentials, FailedLogins
+from pipeline.web.hosts import HostPolicy
 
 log = logging.getLogger("camserver.gateway")
 

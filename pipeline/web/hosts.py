@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from pipeline.config import Config
+from pipeline.config.options import Config
 
 
 def _plain(host: str) -> str:

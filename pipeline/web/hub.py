@@ -5,7 +5,7 @@ of events. A new frame overwrites the slot instead of queueing behind the last o
 client gets the newest frame whenever it is ready for one and never delays anybody else.
 The hub hands each frame to every viewer of its camera by a plain call (``offer_frame``): the
 live routes' viewers write it to their socket there and then when the socket is free, so a frame
-costs no task switch per viewer (pipeline/httpd/live.py); ``Viewer`` here is the mailbox kind, which
+costs no task switch per viewer (pipeline/web/live.py); ``Viewer`` here is the mailbox kind, which
 a task awaits. Nothing here touches sockets or clocks of its own, so it is tested frame by frame.
 
 A viewer watches one camera (or whichever is the default), or, added with ``watch``, exactly the
@@ -20,7 +20,7 @@ streamed for ESTABLISHED_AFTER_S counts until it has been silent for FORGET_AFTE
 judged by their own heartbeats, and a camera's ``motion`` and ``recording`` flags are believed
 only while the stage that set them is heard from.
 
-Counters for /metrics (pipeline/httpd/metrics.py) are kept here as plain numbers, bumped where the
+Counters for /metrics (pipeline/web/metrics.py) are kept here as plain numbers, bumped where the
 hub already handles the frame or event, and read at scrape time: frames taken in and handed to
 viewers, capture-to-gateway latency, episodes and recordings per camera, and each stage's own
 counters from its heartbeat. A camera's counters go with its state when it is forgotten.

@@ -36,9 +36,9 @@ import tornado.iostream
 import tornado.web
 import tornado.websocket
 
-from pipeline.httpd.base import Guarded, GuardedSocket, camera_argument, known_camera
-from pipeline.hub import EVENT_BACKLOG, MAX_CAMERAS, OFFLINE_AFTER_S, Hub
 from pipeline.protocol import Event, Frame, ProtocolError, check_camera_id
+from pipeline.web.base import Guarded, GuardedSocket, camera_argument, known_camera
+from pipeline.web.hub import EVENT_BACKLOG, MAX_CAMERAS, OFFLINE_AFTER_S, Hub
 
 STATUS_EVERY_S = 1.0
 MJPEG_BOUNDARY = "camserverframe"

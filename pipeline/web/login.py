@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.httpd.auth import SESSION_DAYS
-from pipeline.httpd.base import SESSION_COOKIE, Guarded, TooManyAttempts
+from pipeline.web.auth import SESSION_DAYS
+from pipeline.web.base import SESSION_COOKIE, Guarded, TooManyAttempts
 
 
 def local_path(target: str | None) -> str:

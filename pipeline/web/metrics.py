@@ -38,10 +38,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pipeline.bus import Decoder
-from pipeline.httpd.base import Guarded, TooManyAttempts, Unauthorized, log
-from pipeline.hub import LATENCY_BUCKETS, CameraState, Hub
-from pipeline.library import Library
+from pipeline.bus.sockets import Decoder
+from pipeline.record.library import Library
+from pipeline.web.base import Guarded, TooManyAttempts, Unauthorized, log
+from pipeline.web.hub import LATENCY_BUCKETS, CameraState, Hub
 
 # Every name here is a classic metric name, so the text is the 0.0.4 format every Prometheus reads
 # (prometheus_client's own CONTENT_TYPE_LATEST changed to 1.0.0 across its versions).

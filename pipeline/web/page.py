@@ -1,10 +1,10 @@
-"""The web app's page and its scripts and styles (pipeline/web/)."""
+"""The web app's page and its scripts and styles (pipeline/web/static/)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from pipeline.httpd.base import GuardedStatic, camera_argument
+from pipeline.web.base import GuardedStatic, camera_argument
 
 
 class Page(GuardedStatic):

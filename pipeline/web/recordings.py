@@ -17,9 +17,9 @@ from typing import Any
 import tornado.web
 from tornado.escape import url_escape
 
-from pipeline.httpd.base import Guarded, GuardedStatic, camera_argument, log
-from pipeline.hub import Hub
-from pipeline.library import Library, parse_name
+from pipeline.record.library import Library, parse_name
+from pipeline.web.base import Guarded, GuardedStatic, camera_argument, log
+from pipeline.web.hub import Hub
 
 MAX_PAGE = 500
 

@@ -32,7 +32,7 @@ from tornado.http1connection import HTTP1ServerConnection
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, SSLIOStream
 
-from pipeline.ratelog import RateLimitedLog
+from pipeline.stage.ratelog import RateLimitedLog
 
 # Headers must arrive, and an idle keep-alive connection is closed, within this many seconds.
 IDLE_TIMEOUT_S = 10.0

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import tornado.web
 
-from pipeline.bus import Decoder
-from pipeline.httpd.base import Guarded, camera_argument, known_camera
-from pipeline.hub import Hub
-from pipeline.library import Library
+from pipeline.bus.sockets import Decoder
+from pipeline.record.library import Library
+from pipeline.web.base import Guarded, camera_argument, known_camera
+from pipeline.web.hub import Hub
 
 
 class Health(Guarded):
