@@ -19,7 +19,7 @@ from pipeline.bus import curve
 from pipeline.bus.sockets import FRAME_HWM, Heartbeats, publisher
 from pipeline.config.options import DEFAULT_FPS, Config, ConfigError
 from pipeline.protocol import Frame, ProtocolError, jpeg_size
-from pipeline.stage.lifecycle import bus_curve, main
+from pipeline.stage.lifecycle import main
 from pipeline.stage.ratelog import RateLimitedLog
 from pipeline.video.pacing import Pacer
 from pipeline.video.scaling import Size, decode_scaled, fit, shrink
@@ -95,7 +95,7 @@ class FrameEncoder:
 
 
 def run(cfg: Config, stop: threading.Event) -> int:
-    keys = bus_curve(cfg, binds=cfg.frames, connects=())
+    keys = curve.bus_curve(cfg.curve_keys, cfg.insecure_bus, binds=cfg.frames, connects=())
     source: FrameSource = open_source(cfg)
     fps = cfg.fps or source.native_fps or DEFAULT_FPS
     encoder = FrameEncoder(cfg, source.demo)

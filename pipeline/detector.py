@@ -24,7 +24,7 @@ from pipeline.bus.sockets import EVENT_HWM, FRAME_HWM, Decoder, Heartbeats, publ
 from pipeline.config.options import MAX_CAMERAS, Config
 from pipeline.motion.differ import EpisodeTracker, FrameDiffer, MotionSettings
 from pipeline.protocol import Event, Frame, frame_topic
-from pipeline.stage.lifecycle import POLL_MS, bus_curve, main
+from pipeline.stage.lifecycle import POLL_MS, main
 from pipeline.stage.ratelog import RateLimitedLog
 
 OPTIONS = ("frames", "events", "threshold", "pixel_threshold", "noise_tune", "min_area", "lightswitch_percent",
@@ -124,7 +124,7 @@ def run(cfg: Config, stop: threading.Event) -> int:
     settings = {camera: motion_settings(own) for camera, own in cfg.cameras.items()}
     cameras: dict[str, CameraDetector] = {}
     heard: dict[str, float] = {}
-    keys = bus_curve(cfg, binds=cfg.events, connects=cfg.frames)
+    keys = curve.bus_curve(cfg.curve_keys, cfg.insecure_bus, binds=cfg.events, connects=cfg.frames)
     with (
         zmq.Context() as ctx,
         curve.authenticated(ctx, keys),

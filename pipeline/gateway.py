@@ -40,11 +40,13 @@ from typing import Any
 import tornado.web
 import zmq
 
+from pipeline.bus.curve import bus_curve
 from pipeline.bus.sockets import EVENT_HWM, FRAME_HWM, Decoder, subscriber
-from pipeline.config.options import Config, ConfigError, load_or_exit
+from pipeline.config.loading import load_or_exit
+from pipeline.config.options import Config, ConfigError
 from pipeline.protocol import Event, Frame, Heartbeat, event_topic, frame_topic, stage_topic
 from pipeline.record.library import Library
-from pipeline.stage.lifecycle import async_stop_event, bus_curve, message_summary, setup_logging
+from pipeline.stage.lifecycle import async_stop_event, message_summary, setup_logging
 from pipeline.stage.ratelog import RateLimitedLog
 from pipeline.web import server
 from pipeline.web.auth import Credentials, FailedLogins, cookie_secret
@@ -230,7 +232,8 @@ async def serve(cfg: Config) -> int:
         log.error("cannot keep the login's cookie secret in %s: %s", cfg.recordings, exc)
         return 1
     try:
-        keys = bus_curve(cfg, binds=(), connects=(*cfg.frames, *cfg.events, *cfg.recorder_events))
+        keys = bus_curve(cfg.curve_keys, cfg.insecure_bus, binds=(),
+                         connects=(*cfg.frames, *cfg.events, *cfg.recorder_events))
     except OSError as exc:
         log.error("%s", exc)
         return 1

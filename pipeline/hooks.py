@@ -68,12 +68,13 @@ from typing import Any
 
 import zmq
 
+from pipeline.bus.curve import bus_curve
 from pipeline.bus.sockets import EVENT_HWM, FRAME_HWM, Decoder, receive, subscriber
 from pipeline.config.options import MAX_CAMERAS, Config, ConfigError
 from pipeline.config.options import OPTIONS as ALL_OPTIONS
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
 from pipeline.record.library import parse_name
-from pipeline.stage.lifecycle import bus_curve, main, message_summary
+from pipeline.stage.lifecycle import main, message_summary
 from pipeline.stage.ratelog import RateLimitedLog
 from pipeline.stage.redact import mask_url
 
@@ -388,7 +389,8 @@ def run(cfg: Config, stop: threading.Event) -> int:
             webhook.offer(event)
 
     event_endpoints = (*cfg.events, *cfg.recorder_events)
-    keys = bus_curve(cfg, binds=(), connects=(*event_endpoints, *(cfg.frames if watch_frames else ())))
+    keys = bus_curve(cfg.curve_keys, cfg.insecure_bus, binds=(),
+                     connects=(*event_endpoints, *(cfg.frames if watch_frames else ())))
     decoder, failures = Decoder(log), RateLimitedLog(log)
     try:
         with (

@@ -14,7 +14,7 @@ nothing. Publishers in turn admit only clients whose public key is a ``*.key`` f
 (ZAP, pipeline.bus.curve.Authenticator). Every ``*.key`` there is admitted, so a host can later be
 given a client pair of its own: put that pair's public ``NAME.key`` in the folder on the
 publishing hosts and restart their stages. Whoever holds ``bus.key_secret`` can read and join
-the bus: keep it as you would an ssh private key (pipeline.bus.curve.load_curve refuses one that group
+the bus: keep it as you would an ssh private key (pipeline.bus.keyfiles.load_curve refuses one that group
 or others can read, as ssh does).
 """
 

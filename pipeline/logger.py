@@ -18,10 +18,11 @@ import time
 
 import zmq
 
+from pipeline.bus.curve import bus_curve
 from pipeline.bus.sockets import EVENT_HWM, subscriber
 from pipeline.config.options import Config
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
-from pipeline.stage.lifecycle import bus_curve, consume, main
+from pipeline.stage.lifecycle import consume, main
 
 OPTIONS = ("events", "recorder_events", "frames", "json", "frame_stats", "log_level", "log_time", "curve_keys",
            "insecure_bus")
@@ -89,7 +90,7 @@ def run(cfg: Config, stop: threading.Event) -> int:
 
     endpoints = (*cfg.events, *cfg.recorder_events, *(cfg.frames if stats is not None else ()))
     topics = [event_topic(), frame_topic()] if stats is not None else [event_topic()]
-    keys = bus_curve(cfg, binds=(), connects=endpoints)
+    keys = bus_curve(cfg.curve_keys, cfg.insecure_bus, binds=(), connects=endpoints)
     with zmq.Context() as ctx, subscriber(ctx, endpoints, topics, EVENT_HWM, keys) as sock:
         log.info("printing events from %s%s", ",".join((*cfg.events, *cfg.recorder_events)),
                  f" and frame statistics from {','.join(cfg.frames)}" if stats is not None else "")

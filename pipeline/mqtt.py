@@ -44,11 +44,12 @@ from typing import Any
 import paho.mqtt.client as paho
 import zmq
 
+from pipeline.bus.curve import bus_curve
 from pipeline.bus.sockets import subscriber
 from pipeline.config.options import MAX_CAMERAS, Config, ConfigError
 from pipeline.config.options import OPTIONS as ALL_OPTIONS
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
-from pipeline.stage.lifecycle import bus_curve, consume, main
+from pipeline.stage.lifecycle import consume, main
 from pipeline.stage.ratelog import RateLimitedLog
 
 OPTIONS = ("events", "recorder_events", "frames", "mqtt_host", "mqtt_port", "mqtt_user", "mqtt_password",
@@ -355,7 +356,7 @@ def run(cfg: Config, stop: threading.Event) -> int:
     client = make_client(cfg, read_password(cfg))
     bridge = Bridge(cfg, client, where)
     endpoints = (*cfg.events, *cfg.recorder_events, *cfg.frames)
-    keys = bus_curve(cfg, binds=(), connects=endpoints)
+    keys = bus_curve(cfg.curve_keys, cfg.insecure_bus, binds=(), connects=endpoints)
     # connect_async: the first connection is tried, and retried, in paho's thread like every other.
     client.connect_async(cfg.mqtt_host, port, KEEPALIVE_S)
     client.loop_start()

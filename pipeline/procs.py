@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pipeline.config.file import STAGES
-from pipeline.config.options import ENV_PREFIX, ConfigError, load_file
+from pipeline.config.loading import load_file
+from pipeline.config.options import ENV_PREFIX, ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 # Reading camserver's own files as templates: a line "name: command" of the Procfile, a [section] of supervisor.conf.

@@ -35,7 +35,7 @@ from pipeline.protocol import Event, Frame, event_topic, frame_topic
 from pipeline.record.library import Library, recording_name
 from pipeline.record.mp4 import Mp4Writer
 from pipeline.record.preroll import PreRoll
-from pipeline.stage.lifecycle import POLL_MS, bus_curve, main
+from pipeline.stage.lifecycle import POLL_MS, main
 from pipeline.stage.ratelog import RateLimitedLog
 
 OPTIONS = ("frames", "events", "recorder_events", "recordings", "pre_seconds", "post_seconds",
@@ -325,7 +325,7 @@ def run(cfg: Config, stop: threading.Event) -> int:
     cameras: dict[str, CameraRecorder] = {}
     heard: dict[str, float] = {}
     endpoints = (*cfg.frames, *cfg.events)
-    keys = bus_curve(cfg, binds=cfg.recorder_events, connects=endpoints)
+    keys = curve.bus_curve(cfg.curve_keys, cfg.insecure_bus, binds=cfg.recorder_events, connects=endpoints)
     with (
         zmq.Context() as ctx,
         curve.authenticated(ctx, keys),

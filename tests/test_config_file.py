@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import capture, detector, gateway, logger, procs, recorder
-from pipeline.config import options
+from pipeline.config import loading
 from pipeline.config.options import Config, ConfigError
 from tests.conftest import REPO, clean_env
 
@@ -23,7 +23,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def load(stage: str, names: tuple[str, ...], path: Path, *argv: str, **environ: str) -> Config:
-    return options.load(stage, names, "test", ["--config", str(path), *argv], environ)
+    return loading.load(stage, names, "test", ["--config", str(path), *argv], environ)
 
 
 TWO_CAMERAS = """
@@ -62,7 +62,7 @@ def test_variables_and_flags_win_over_the_file(tmp_path: Path) -> None:
 
 def test_the_config_file_may_come_from_the_environment(tmp_path: Path) -> None:
     path = write(tmp_path, TWO_CAMERAS)
-    cfg = options.load("capture", capture.OPTIONS, "test", ["--camera", "yard"], {"CAMSERVER_CONFIG": str(path)})
+    cfg = loading.load("capture", capture.OPTIONS, "test", ["--camera", "yard"], {"CAMSERVER_CONFIG": str(path)})
     assert cfg.camera == "yard" and cfg.threshold == 0.3  # capture does not declare threshold
 
 

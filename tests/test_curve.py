@@ -23,6 +23,7 @@ import pytest
 import zmq
 
 from pipeline.bus import curve
+from pipeline.bus.keyfiles import Curve, load_curve
 from pipeline.bus.sockets import publisher, subscriber
 from pipeline.keys import PUBLIC_FILE, SECRET_FILE
 from pipeline.stage.ratelog import INTERVAL_S
@@ -46,13 +47,13 @@ def key_folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def ours(key_folders: tuple[Path, Path]) -> curve.Curve:
-    return curve.load_curve(key_folders[0])
+def ours(key_folders: tuple[Path, Path]) -> Curve:
+    return load_curve(key_folders[0])
 
 
 @pytest.fixture
-def theirs(key_folders: tuple[Path, Path]) -> curve.Curve:
-    return curve.load_curve(key_folders[1])
+def theirs(key_folders: tuple[Path, Path]) -> Curve:
+    return load_curve(key_folders[1])
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def publish_while(pub: zmq.Socket, tag: bytes, keep_going: Callable[[], bool], t
         time.sleep(0.01)
 
 
-def test_only_a_subscriber_with_the_bus_keys_receives(ctx: zmq.Context, ours: curve.Curve, theirs: curve.Curve) -> None:
+def test_only_a_subscriber_with_the_bus_keys_receives(ctx: zmq.Context, ours: Curve, theirs: Curve) -> None:
     at = endpoint()
     with curve.authenticated(ctx, ours) as auth, publisher(ctx, [at], 1000, curve=ours) as pub, \
             subscriber(ctx, [at], [b""], 1000, curve=ours) as keyed, \
@@ -105,7 +106,7 @@ def test_only_a_subscriber_with_the_bus_keys_receives(ctx: zmq.Context, ours: cu
 
 
 def test_a_stranger_publisher_on_a_subscribed_endpoint_delivers_nothing(
-        ctx: zmq.Context, ours: curve.Curve, theirs: curve.Curve, caplog: pytest.LogCaptureFixture) -> None:
+        ctx: zmq.Context, ours: Curve, theirs: Curve, caplog: pytest.LogCaptureFixture) -> None:
     """A publisher without the bus's secret key, keyed otherwise or plain, is not a publisher of the bus."""
     ours_at, keyed_stranger_at, plain_stranger_at = endpoint(), endpoint(), endpoint()
     with zmq.Context() as strangers, caplog.at_level(logging.WARNING, "camserver.bus"), \
@@ -142,7 +143,7 @@ def test_a_client_with_a_pair_of_its_own_is_admitted_once_its_public_key_is_in_t
     host_pair = tmp_path / "host3"
     assert make_keys(host_pair).returncode == 0
     shutil.copy(host_pair / PUBLIC_FILE, folder / "host3.key")
-    ours, host3 = curve.load_curve(folder), curve.load_curve(host_pair)
+    ours, host3 = load_curve(folder), load_curve(host_pair)
     at = endpoint()
     with curve.authenticated(ctx, ours) as auth, publisher(ctx, [at], 1000, curve=ours) as pub, \
             ctx.socket(zmq.SUB) as sub:
@@ -162,7 +163,7 @@ def test_a_client_with_a_pair_of_its_own_is_admitted_once_its_public_key_is_in_t
         assert auth.admitted == 1 and auth.refused == 0
 
 
-def test_a_curve_publisher_without_an_authenticator_is_a_programming_error(ctx: zmq.Context, ours: curve.Curve) -> None:
+def test_a_curve_publisher_without_an_authenticator_is_a_programming_error(ctx: zmq.Context, ours: Curve) -> None:
     with pytest.raises(RuntimeError, match=r"curve\.authenticated"):
         publisher(ctx, [endpoint()], 10, curve=ours)
     with curve.authenticated(ctx, None):  # the plain bus needs no branch in a stage
@@ -183,7 +184,7 @@ def stranger_without_keys(port: int) -> None:
 
 
 def test_strangers_hammering_a_publisher_cost_one_log_line_per_kind_and_interval(
-        ctx: zmq.Context, ours: curve.Curve, theirs: curve.Curve, caplog: pytest.LogCaptureFixture) -> None:
+        ctx: zmq.Context, ours: Curve, theirs: Curve, caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
     at = f"tcp://127.0.0.1:{port}"
     started = time.monotonic()
@@ -228,7 +229,7 @@ def test_a_plain_bus_may_stay_on_this_host(endpoints: list[str]) -> None:
     "tcp://camera-pi.local:5555", "tcp://[fe80::1]:5555", "udp://127.0.0.1:5555",
 ])
 def test_a_plain_bus_leaving_this_host_is_refused_naming_the_endpoint_and_the_fix(
-        leaving: str, ours: curve.Curve) -> None:
+        leaving: str, ours: Curve) -> None:
     for check, verb in ((curve.check_bind, "bind"), (curve.check_connect, "connect to")):
         with pytest.raises(ValueError) as refused:
             check(["tcp://127.0.0.1:5555", leaving], None, allow_insecure=False)
@@ -258,7 +259,7 @@ def folder(key_folders: tuple[Path, Path], tmp_path: Path) -> Path:
 
 
 def test_load_curve_reads_the_pair_and_keeps_the_secret_out_of_its_repr(folder: Path) -> None:
-    keys = curve.load_curve(folder)
+    keys = load_curve(folder)
     assert zmq.curve_public(keys.secret) == keys.public and len(keys.public) == 40
     assert keys.folder == folder and keys.secret.decode() not in repr(keys)
 
@@ -266,20 +267,20 @@ def test_load_curve_reads_the_pair_and_keeps_the_secret_out_of_its_repr(folder: 
 def test_load_curve_names_the_missing_folder_and_how_to_make_it(tmp_path: Path) -> None:
     with pytest.raises(OSError, match=f"no CURVE keys folder at {tmp_path / 'nope'}: make one with python -m "
                                       f"pipeline.keys"):
-        curve.load_curve(tmp_path / "nope")
+        load_curve(tmp_path / "nope")
 
 
 def test_load_curve_names_a_missing_secret_key(folder: Path) -> None:
     (folder / SECRET_FILE).unlink()
     with pytest.raises(OSError, match=f"no secret key {folder / SECRET_FILE}"):
-        curve.load_curve(folder)
+        load_curve(folder)
 
 
 def test_load_curve_refuses_a_secret_key_others_may_read(folder: Path) -> None:
     for mode in (0o644, 0o640, 0o604):
         (folder / SECRET_FILE).chmod(mode)
         with pytest.raises(OSError) as refused:
-            curve.load_curve(folder)
+            load_curve(folder)
         assert str(refused.value) == (f"{folder / SECRET_FILE} is accessible by group or others (mode {mode:04o}): "
                                       f"run chmod 600 {folder / SECRET_FILE}")
 
@@ -298,14 +299,14 @@ def test_load_curve_names_a_malformed_key_file(folder: Path, file: str, spoil: C
     (folder / file).write_text(spoil(source.read_text()))
     (folder / SECRET_FILE).chmod(0o600)
     with pytest.raises(OSError) as refused:
-        curve.load_curve(folder)
+        load_curve(folder)
     assert str(refused.value).startswith(str(folder / file)) and complaint in str(refused.value)
 
 
 def test_load_curve_refuses_halves_of_two_pairs(folder: Path, key_folders: tuple[Path, Path]) -> None:
     shutil.copy(key_folders[1] / PUBLIC_FILE, folder / PUBLIC_FILE)
     with pytest.raises(OSError, match="hold different keys: copy the keys folder again"):
-        curve.load_curve(folder)
+        load_curve(folder)
 
 
 def test_the_key_command_makes_a_private_folder_and_never_overwrites_without_force(tmp_path: Path) -> None:
@@ -316,14 +317,14 @@ def test_the_key_command_makes_a_private_folder_and_never_overwrites_without_for
     assert f"--curve-keys {folder}" in made.stdout and f"CAMSERVER_CURVE_KEYS={folder}" in made.stdout
     assert "scp" in made.stdout
     assert sorted(path.name for path in folder.iterdir()) == [PUBLIC_FILE, SECRET_FILE]
-    first = curve.load_curve(folder)
+    first = load_curve(folder)
 
     again = make_keys(folder)
     assert again.returncode == 1 and "--force" in again.stderr and again.stdout == ""
-    assert curve.load_curve(folder) == first
+    assert load_curve(folder) == first
 
     forced = make_keys(folder, "--force")
     assert forced.returncode == 0, forced.stderr
-    replaced = curve.load_curve(folder)
+    replaced = load_curve(folder)
     assert replaced.public != first.public and replaced.secret != first.secret
     assert sorted(path.name for path in folder.iterdir()) == [PUBLIC_FILE, SECRET_FILE]

@@ -19,6 +19,7 @@ from pathlib import Path
 import zmq
 
 from pipeline.bus import curve
+from pipeline.bus.keyfiles import Curve, load_curve
 from pipeline.bus.sockets import FRAME_HWM, Decoder, publisher, receive, subscriber
 from pipeline.protocol import Frame, frame_topic
 from tests.conftest import REPO, clean_env, free_port, wait_for
@@ -41,7 +42,7 @@ def pi_config(camera: str, port: int, keys: Path | None) -> str:
             f'frames = "tcp://0.0.0.0:{port}"\n')
 
 
-def frames_received(endpoint: str, keys: curve.Curve | None, seconds: float) -> int:
+def frames_received(endpoint: str, keys: Curve | None, seconds: float) -> int:
     """How many frames a subscriber with ``keys`` (None: a plain one) gets from ``endpoint`` in ``seconds``."""
     with zmq.Context() as ctx, subscriber(ctx, [endpoint], [frame_topic()], FRAME_HWM, keys) as sock:
         decoder, count, deadline = Decoder(log), 0, time.monotonic() + seconds
@@ -65,8 +66,8 @@ def test_two_pis_and_a_hub_over_curve(tmp_path: Path, run_config: RunConfig) -> 
     assert [s.name for s in hub] == ["detector", "recorder", "gateway", "logger"]
 
     # a stranger binds one of the hub's endpoints and publishes frames of its own, with other keys
-    with zmq.Context() as ctx, curve.authenticated(ctx, curve.load_curve(strangers)), \
-            publisher(ctx, [f"tcp://127.0.0.1:{rogue}"], FRAME_HWM, curve.load_curve(strangers)) as pub:
+    with zmq.Context() as ctx, curve.authenticated(ctx, load_curve(strangers)), \
+            publisher(ctx, [f"tcp://127.0.0.1:{rogue}"], FRAME_HWM, load_curve(strangers)) as pub:
         for camera in ("garden", "porch"):
             wait_for(lambda c=camera: snapshot_shape(http, c) == (240, 320, 3), 30, f"{camera}'s frames on the hub")
         _, _, jpeg = http_get(http, "/snapshot.jpg?camera=garden")
@@ -78,8 +79,8 @@ def test_two_pis_and_a_hub_over_curve(tmp_path: Path, run_config: RunConfig) -> 
 
     # off the hub, without this bus's keys, the Pis' frames cannot be had
     endpoint = f"tcp://127.0.0.1:{garden}"
-    assert frames_received(endpoint, curve.load_curve(keys), 1.0) > 3
-    assert frames_received(endpoint, curve.load_curve(strangers), 1.5) == 0
+    assert frames_received(endpoint, load_curve(keys), 1.0) > 3
+    assert frames_received(endpoint, load_curve(strangers), 1.5) == 0
     assert frames_received(endpoint, None, 1.5) == 0
 
 

@@ -1,164 +1,53 @@
-"""CURVE for the bus: the installation's keys, who is admitted, and where a plain bus is allowed.
+"""CURVE for the bus: who is admitted, and where a plain bus is allowed.
 
-With a ``Curve`` (load_curve: the folder ``python -m pipeline.keys`` makes, see pipeline.keys
-for the model) the bus is encrypted and both ends are authenticated: a publisher is the CURVE
-server and admits, through ZAP (``authenticated``), only clients whose public key is a ``*.key``
-in the folder; a subscriber accepts only a publisher holding the bus's secret key. Without one
-the bus is plain ZMTP, which check_bind and check_connect allow only on this host. Handshakes
-that fail (a stage without keys, a host with other keys, a stranger) are logged, one line per
-kind and interval (RateLimitedLog): the person reading the log learns why frames do not arrive,
-and a stranger hammering a port cannot flood it.
+With a ``Curve`` (pipeline.bus.keyfiles) the bus is encrypted and both ends are authenticated: a
+publisher is the CURVE server and admits, through ZAP (``authenticated``), only clients whose
+public key is a ``*.key`` in the keys folder; a subscriber accepts only a publisher holding the
+bus's secret key. Without one the bus is plain ZMTP, which check_bind and check_connect allow
+only on this host. Handshakes that fail (a stage without keys, a host with other keys, a
+stranger) are logged, one line per kind and interval (RateLimitedLog): the person reading the log
+learns why frames do not arrive, and a stranger hammering a port cannot flood it.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import re
-import struct
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
 import zmq
-import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
-from zmq.utils import z85
-from zmq.utils.monitor import recv_monitor_message
 
-from pipeline.keys import PUBLIC_FILE, SECRET_FILE
+from pipeline.bus.endpoints import is_local
+from pipeline.bus.handshakes import HandshakeWatch
+from pipeline.bus.keyfiles import KEYS_HINT, Curve, allowed_keys, load_curve
 from pipeline.stage.ratelog import RateLimitedLog
 
 ZAP_DOMAIN = "camserver"
-KEYS_HINT = "python -m pipeline.keys DIR"
 INSECURE_HINT = (f"make keys with {KEYS_HINT} and pass --curve-keys DIR (CAMSERVER_CURVE_KEYS) on every stage, "
                  f"or pass --insecure-bus")
 
 log = logging.getLogger("camserver.bus")
 
 
-@dataclass(frozen=True)
-class Curve:
-    """The bus's key pair (Z85 text, 40 bytes each) and the folder it was read from.
+def bus_curve(keys_folder: Path | None, insecure: bool, binds: Sequence[str], connects: Sequence[str]) -> Curve | None:
+    """A stage's CURVE keys (--curve-keys), once sure that no endpoint leaves the host without them.
 
-    ``folder`` is kept because the publishers' authenticator admits every ``*.key`` in it. The
-    secret key is left out of the repr, so logging a configuration never prints it.
+    OSError, which stops the stage with one line, for keys that cannot be used and for an endpoint
+    beyond loopback on a plain bus (unless --insecure-bus): frames on the LAN in the clear are a
+    camera anyone can watch, and a publisher anyone can impersonate.
     """
-
-    public: bytes
-    secret: bytes = field(repr=False)
-    folder: Path
-
-
-def load_curve(folder: Path) -> Curve:
-    """The bus's keys in ``folder``; OSError naming the file when one is missing, unreadable or malformed.
-
-    Like ssh with a private key, a secret-key file that group or others may read is refused:
-    the key in it may already be known to others, and the fix (chmod 600) is the user's to make.
-    Every ``*.key`` is read too, so a malformed one fails the stage at start rather than the
-    authenticator later.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise OSError(f"no CURVE keys folder at {folder}: make one with python -m pipeline.keys {folder}")
-    secret_path = folder / SECRET_FILE
+    keys = load_curve(keys_folder) if keys_folder is not None else None
     try:
-        mode = secret_path.stat().st_mode
-    except FileNotFoundError:
-        raise OSError(f"no secret key {secret_path}: copy the whole keys folder from the host where "
-                      f"{KEYS_HINT} made it") from None
-    if mode & 0o077:
-        raise OSError(f"{secret_path} is accessible by group or others (mode {mode & 0o777:04o}): "
-                      f"run chmod 600 {secret_path}")
-    public, secret = _read_key_file(secret_path)
-    if secret is None:
-        raise OSError(f"{secret_path} holds no secret-key: copy the keys folder again")
-    if zmq.curve_public(secret) != public:
-        raise OSError(f"{secret_path}: its public-key does not belong to its secret-key: copy the keys folder again")
-    bus_public, _ = _read_key_file(folder / PUBLIC_FILE)
-    if bus_public != public:
-        raise OSError(f"{folder / PUBLIC_FILE} and {secret_path} hold different keys: copy the keys folder again")
-    allowed_keys(folder)
-    return Curve(public, secret, folder)
-
-
-def allowed_keys(folder: Path) -> frozenset[bytes]:
-    """The public keys (Z85) of every ``*.key`` in ``folder``: the clients a publisher admits."""
-    try:
-        paths = sorted(Path(folder).glob("*.key"))
-    except OSError as exc:
-        raise OSError(f"cannot list the keys folder {folder}: {exc.strerror or exc}") from None
-    return frozenset(_read_key_file(path)[0] for path in paths)
-
-
-_Z85_KEY = re.compile(b"[" + re.escape(z85.Z85CHARS) + b"]{40}")
-
-
-def _read_key_file(path: Path) -> tuple[bytes, bytes | None]:
-    """(public, secret or None) of a pyzmq certificate, each checked to be a 32-byte key in Z85."""
-    try:
-        public, secret = zmq.auth.load_certificate(path)
-    except FileNotFoundError:
-        raise OSError(f"no key file {path}: copy the whole keys folder made by {KEYS_HINT}") from None
-    except OSError as exc:
-        if not path.exists():
-            raise OSError(f"no key file {path}: copy the whole keys folder made by {KEYS_HINT}") from None
-        raise OSError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except ValueError:
-        raise OSError(f"{path} holds no public-key: it is not a key file made by {KEYS_HINT}") from None
-    for name, key in (("public-key", public), ("secret-key", secret)):
-        if key is not None and not _is_z85_key(key):
-            raise OSError(f"{path}: its {name} is not a 40-character Z85 CURVE key")
-    return public, secret
-
-
-def _is_z85_key(key: bytes) -> bool:
-    if not _Z85_KEY.fullmatch(key):
-        return False
-    try:
-        return len(z85.decode(key)) == 32
-    except (KeyError, ValueError, struct.error):  # a group of five characters above 2**32
-        return False
-
-
-def is_local(endpoint: str, bind: bool) -> bool:
-    """True if ``endpoint`` cannot carry the bus off this host; anything not known to be local is not.
-
-    Local: ipc:// and inproc://, and tcp:// to 127.0.0.0/8, [::1] (also IPv4-mapped) or
-    ``localhost``; on bind also a loopback interface by name (``lo``: ZeroMQ takes interface
-    names on bind). A wildcard, a LAN address, another interface and any other host name are not,
-    nor are other transports. For a connect with a source address (``SRC;HOST:PORT``) the
-    destination counts.
-    """
-    scheme, _, rest = endpoint.partition("://")
-    if scheme in ("ipc", "inproc"):
-        return True
-    if scheme != "tcp":
-        return False
-    host = rest.rpartition(";")[2].rpartition(":")[0]
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if host.lower() == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return bind and _is_loopback_interface(host)
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
-
-
-def _is_loopback_interface(name: str) -> bool:
-    """True if ``name`` is a loopback network interface (Linux's /sys; elsewhere no name is)."""
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", name) or name in (".", ".."):
-        return False
-    try:
-        flags = int(Path("/sys/class/net", name, "flags").read_text(), 16)
-    except (OSError, ValueError):
-        return False
-    return bool(flags & 0x8)  # IFF_LOOPBACK
+        check_bind(binds, keys, insecure)
+        check_connect(connects, keys, insecure)
+    except ValueError as exc:
+        raise OSError(str(exc)) from None
+    if keys is not None:
+        log.info("bus encrypted and authenticated (CURVE), keys from %s", keys.folder)
+    return keys
 
 
 def check_bind(endpoints: Iterable[str], curve: Curve | None, allow_insecure: bool) -> None:
@@ -283,69 +172,6 @@ class _ZapHandler(ThreadAuthenticator):
         return self._camserver_owner._decide(self._camserver_peer, key)
 
 
-_SERVER_FAILURES = {
-    zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: "it does not use CURVE (a stage started without --curve-keys?)",
-    zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC: "its keys are not this bus's (a host with another keys folder?)",
-}
-_CLIENT_FAILURES = {
-    zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-        "the publisher there does not use CURVE (started without --curve-keys?)",
-}
-_CLIENT_FAILURE = "the publisher there does not hold this bus's secret key (another keys folder?) or no CURVE at all"
-
-
-class _HandshakeWatch(threading.Thread):
-    """Logs a CURVE socket's failed handshakes, rate-limited, from ZeroMQ's monitor events.
-
-    A handshake that fails is otherwise silent: a subscriber with the wrong keys just receives
-    nothing. The thread ends when the socket is closed (MONITOR_STOPPED) or its context ends.
-    A publisher's refusals by ZAP are left to the Authenticator, which knows the client's address.
-    """
-
-    def __init__(self, sock: zmq.Socket, server: bool) -> None:
-        super().__init__(name="camserver-handshakes", daemon=True)
-        self._server = server
-        self._notes = RateLimitedLog(log)
-        events = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_MONITOR_STOPPED
-        if not server:
-            events |= zmq.EVENT_HANDSHAKE_FAILED_AUTH
-        address = f"inproc://camserver.handshakes.{id(self)}"
-        sock.monitor(address, events)
-        # A shadow context, as for the ZAP thread: this socket belongs to the thread alone.
-        self._monitor = zmq.Context.shadow(sock.context.underlying).socket(zmq.PAIR)
-        self._monitor.connect(address)
-
-    def run(self) -> None:
-        try:
-            while True:
-                event = recv_monitor_message(self._monitor)
-                if event["event"] == zmq.EVENT_MONITOR_STOPPED:
-                    return
-                self._note(event["event"], event["value"], event["endpoint"].decode("utf-8", "replace"))
-        except zmq.ContextTerminated:
-            pass
-        finally:
-            self._monitor.close(linger=0)
-
-    def _note(self, kind: int, value: int, endpoint: str) -> None:
-        if self._server:
-            if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-                why = _SERVER_FAILURES.get(value, f"CURVE protocol error {value:#x}")
-                self._notes.warning(f"refused {value}", "refused a peer on %s: %s", endpoint, why)
-            else:
-                self._notes.warning("broke off", "a peer on %s broke off the CURVE handshake", endpoint)
-        elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            self._notes.warning(f"refused {endpoint}", "the publisher at %s refused this stage's key (ZAP status %d)",
-                                endpoint, value)
-        else:
-            # A publisher without CURVE may hang up before the client reads why (EPIPE, no detail),
-            # so that line hedges, and a clearer reason that follows gets a line of its own.
-            why = _CLIENT_FAILURES.get(value) if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL else None
-            why = why or _CLIENT_FAILURE
-            self._notes.warning(f"failed {kind} {value} {endpoint}", "the CURVE handshake with %s failed: %s",
-                                endpoint, why)
-
-
 def secure_server(sock: zmq.Socket, curve: Curve) -> None:
     """Make a publisher, before it binds, a CURVE server admitting clients through its context's Authenticator.
 
@@ -362,7 +188,7 @@ def secure_server(sock: zmq.Socket, curve: Curve) -> None:
     sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.public)
     sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
     sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
-    _HandshakeWatch(sock, server=True).start()
+    HandshakeWatch(sock, server=True).start()
 
 
 def secure_client(sock: zmq.Socket, curve: Curve) -> None:
@@ -370,4 +196,4 @@ def secure_client(sock: zmq.Socket, curve: Curve) -> None:
     sock.setsockopt(zmq.CURVE_SERVERKEY, curve.public)
     sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.public)
     sock.setsockopt(zmq.CURVE_SECRETKEY, curve.secret)
-    _HandshakeWatch(sock, server=False).start()
+    HandshakeWatch(sock, server=False).start()

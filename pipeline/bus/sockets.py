@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import zmq
 
-from pipeline.bus.curve import Curve, secure_client, secure_server
+from pipeline.bus.curve import secure_client, secure_server
+from pipeline.bus.keyfiles import Curve
 from pipeline.protocol import HEARTBEAT_EVERY_S, Event, Frame, Heartbeat, ProtocolError, decode
 from pipeline.stage.ratelog import RateLimitedLog
 

@@ -16,9 +16,9 @@ from typing import NoReturn
 
 import zmq
 
-from pipeline.bus import curve
 from pipeline.bus.sockets import Decoder, receive
-from pipeline.config.options import Config, load_or_exit
+from pipeline.config.loading import load_or_exit
+from pipeline.config.options import Config
 from pipeline.protocol import Event, Frame
 from pipeline.stage.native_stderr import route_native_stderr
 from pipeline.stage.ratelog import RateLimitedLog
@@ -72,24 +72,6 @@ def async_stop_event() -> asyncio.Event:
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, handle, signum)
     return stop
-
-
-def bus_curve(cfg: Config, binds: Sequence[str], connects: Sequence[str]) -> curve.Curve | None:
-    """The stage's CURVE keys (--curve-keys), once sure that no endpoint leaves the host without them.
-
-    OSError, which stops the stage with one line, for keys that cannot be used and for an endpoint
-    beyond loopback on a plain bus (unless --insecure-bus): frames on the LAN in the clear are a
-    camera anyone can watch, and a publisher anyone can impersonate.
-    """
-    keys = curve.load_curve(cfg.curve_keys) if cfg.curve_keys is not None else None
-    try:
-        curve.check_bind(binds, keys, cfg.insecure_bus)
-        curve.check_connect(connects, keys, cfg.insecure_bus)
-    except ValueError as exc:
-        raise OSError(str(exc)) from None
-    if keys is not None:
-        logging.getLogger("camserver.bus").info("bus encrypted and authenticated (CURVE), keys from %s", keys.folder)
-    return keys
 
 
 def consume(

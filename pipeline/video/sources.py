@@ -25,7 +25,8 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.config.options import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, Config, Source
+from pipeline.config.options import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, Config
+from pipeline.config.parsers import Source
 from pipeline.stage.redact import mask_url
 from pipeline.video.demo import DemoScene
 from pipeline.video.mjpeg import with_huffman_tables
