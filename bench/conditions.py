@@ -5,7 +5,7 @@ frames, or nothing real moving): low light, noise, a flickering lamp over part o
 camera shake, rain, a light switch, a twitch and an exposure ramp. Both detectors see the same
 JPEGs (quality 80, as a webcam sends) and feed the same EpisodeTracker rule, so the rows differ
 only in how a frame is judged:
-  - camserver: pipeline.detector.CameraDetector with its default settings (the rules included);
+  - camserver: pipeline.motion.camera.CameraDetector with its default settings (the rules included);
   - seed: bench/detector.py's SeedDetector, the seed's full-size blur-absdiff-threshold.
 
 A walk row says ``found +N`` (motion_start N frames after the walker came into view), ``missed``,
@@ -31,8 +31,8 @@ from pathlib import Path
 import cv2
 from detector import SETTINGS, SeedDetector
 
-from pipeline.detector import CameraDetector
-from pipeline.motion.differ import EpisodeTracker
+from pipeline.motion.camera import CameraDetector
+from pipeline.motion.episodes import EpisodeTracker
 from pipeline.protocol import Event, Frame
 
 # The clips live with the tests, which are not installed: the repository goes on the path.

@@ -23,8 +23,9 @@ import cv2
 import numpy as np
 
 from pipeline.config.options import Config
-from pipeline.detector import motion_settings
-from pipeline.motion.differ import EpisodeTracker, FrameDiffer
+from pipeline.motion.camera import motion_settings
+from pipeline.motion.differ import FrameDiffer
+from pipeline.motion.episodes import EpisodeTracker
 from pipeline.video.demo import DemoScene
 
 FPS = 10

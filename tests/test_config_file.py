@@ -13,6 +13,7 @@ import pytest
 from pipeline import capture, detector, gateway, logger, procs, recorder
 from pipeline.config import loading
 from pipeline.config.options import Config, ConfigError
+from pipeline.motion.camera import motion_settings
 from tests.conftest import REPO, clean_env
 
 
@@ -80,7 +81,7 @@ def test_the_detector_gets_each_cameras_own_settings(tmp_path: Path) -> None:
     assert porch.mask.rects == ((0, 0, 10, 10), (20, 20, 5, 5)) and porch.threshold == 0.3
     assert (yard.threshold, yard.pixel_threshold, yard.min_area) == (1.5, 20, 50)
     assert shed.threshold == 2
-    settings = detector.motion_settings(yard)
+    settings = motion_settings(yard)
     assert settings.threshold == 1.5
 
 

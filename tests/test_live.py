@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 import tornado.websocket
 
-from pipeline import gateway
 from pipeline.bus.sockets import Decoder
 from pipeline.config.options import Config
 from pipeline.record.library import Library
+from pipeline.web import app as web_app
 from pipeline.web.hub import Hub
 from tests.conftest import Ports, Stage, free_port, wait_for
 
@@ -215,7 +215,7 @@ def test_a_stalled_client_does_not_slow_the_others(start_stage: Callable[..., St
 def gateway_app(folder: Path, viewers_per_client: int = 8) -> Iterator[tuple[Hub, int]]:
     """The gateway's web app on a free loopback port in this event loop, its hub fed by the test instead of ZeroMQ."""
     hub = Hub()
-    app = gateway.make_app(hub, Library(folder), gateway.make_guard(Config()), viewers_per_client,
+    app = web_app.make_app(hub, Library(folder), web_app.make_guard(Config()), viewers_per_client,
                            Decoder(logging.getLogger(__name__)))
     port = free_port()
     server = app.listen(port, "127.0.0.1")

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from pipeline.config.options import Config
-from pipeline.detector import CameraDetector, motion_settings
-from pipeline.motion.differ import EpisodeTracker, FrameDiffer, MotionSettings, reduction_for
+from pipeline.motion.camera import CameraDetector, motion_settings
+from pipeline.motion.differ import FrameDiffer, MotionSettings, reduction_for
+from pipeline.motion.episodes import EpisodeTracker
 from pipeline.protocol import Event, Frame
 from pipeline.video.demo import DemoScene
 

@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.motion.differ import EpisodeTracker
+from pipeline.motion.episodes import EpisodeTracker
 from pipeline.protocol import Event, Frame
+from pipeline.record.episode import CATCH_UP_FRAMES, CameraRecorder
 from pipeline.record.library import Library, parse_name
 from pipeline.record.mp4 import Mp4Writer, probe
-from pipeline.recorder import CATCH_UP_FRAMES, CameraRecorder
 from pipeline.video.demo import DemoScene
 
 W, H = 320, 240

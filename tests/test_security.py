@@ -30,6 +30,7 @@ from pipeline import gateway
 from pipeline.bus.sockets import Decoder
 from pipeline.config.options import Config
 from pipeline.record.library import Library
+from pipeline.web import app as web_app
 from pipeline.web.base import Guarded
 from pipeline.web.hub import Hub
 from tests.conftest import REPO, Ports, Stage, clean_env, free_port, wait_for
@@ -68,7 +69,7 @@ def refused(response: Response) -> bool:
 
 def routes() -> list[Rule]:
     """The gateway's own route table, as Tornado will dispatch on it."""
-    app = gateway.make_app(Hub(), Library(Path("/nonexistent")), gateway.make_guard(Config()), 8,
+    app = web_app.make_app(Hub(), Library(Path("/nonexistent")), web_app.make_guard(Config()), 8,
                            Decoder(logging.getLogger("test")))
     return app.default_router.rules[0].target.rules
 
@@ -345,7 +346,7 @@ def test_the_insecure_choice_is_said_at_every_start(caplog: pytest.LogCaptureFix
     cfg = Config(host="0.0.0.0", insecure_no_auth=True)
     gateway.check(cfg)
     with caplog.at_level("INFO", "camserver.gateway"):
-        gateway.announce(cfg, gateway.make_guard(cfg))
+        web_app.announce(cfg, web_app.make_guard(cfg))
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "WITHOUT a password" in warnings[0].getMessage()
 

@@ -32,6 +32,7 @@ from tornado.http1connection import HTTP1ServerConnection
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, SSLIOStream
 
+from pipeline.config.options import Config, ConfigError
 from pipeline.stage.ratelog import RateLimitedLog
 
 # Headers must arrive, and an idle keep-alive connection is closed, within this many seconds.
@@ -252,3 +253,15 @@ def listen(app: tornado.web.Application, port: int, host: str, ssl_options: ssl.
         notes=notes)
     server.listen(port, host)
     return server
+
+
+def tls_context(cfg: Config) -> ssl.SSLContext | None:
+    """HTTPS with --tls-cert and --tls-key, or None; ConfigError for a pair that does not load."""
+    if cfg.tls_cert is None or cfg.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"invalid --tls-cert/--tls-key ({cfg.tls_cert}, {cfg.tls_key}): {exc}") from None
+    return context
