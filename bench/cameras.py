@@ -9,7 +9,7 @@ For each setup, after a warm-up and for the same measured seconds, it prints:
     on every events endpoint) and how late the 95th percentile of those came after their frame's
     capture, and the recordings saved by the end of the run (a visit still going on when the run
     stops is saved too, cut short);
-  - per stage: CPU ms per second (psutil user + system over the window) and peak RSS (sampled
+  - per stage: CPU ms per second (user + system over the window) and peak RSS (sampled
     every 0.25 s); PSS, which splits the pages that processes share (the libraries' code) among
     them, once at the end of the window.
 Setups: 1, 2 and 4 cameras at 640x480@10; a 1920x1080@30 camera ("burst") beside a 640x480@10 one
@@ -41,6 +41,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import zmq
 from common import (
     Meter,
@@ -229,7 +230,7 @@ async def measure(setup: Setup, pipeline: Pipeline, procs: Processes, deltas: De
         window.open = True
     await sample_until(meter, viewers, asyncio.sleep(seconds), seconds + 1, "measure")
     after, ended = meter.cpu(), time.monotonic()
-    pss = {name: proc.memory_full_info().pss for name, proc in procs.handles.items()}
+    pss = {name: psutil.Process(proc.pid).memory_full_info().pss for name, proc in procs.popen.items()}
     for window in windows.values():
         window.closed = True
     tallies: list[Tally] = await viewers

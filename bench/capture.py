@@ -18,76 +18,36 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import zmq
+from common import Processes, clean_env, cpu_seconds, free_port, make_clip, stop_cleanly_on_signals
 
 from pipeline.bus.sockets import Decoder, receive, subscriber
 from pipeline.protocol import Frame, frame_topic
-from pipeline.video.demo import DemoScene
 
-REPO = Path(__file__).resolve().parent.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+CLIP_FRAMES = 100
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def make_clip(folder: Path, width: int, height: int, fps: int, frames: int) -> dict[str, Path]:
-    scene = DemoScene(width, height, seed=0)
-    clips = {"mjpeg": folder / "clip.avi", "mp4v": folder / "clip.mp4"}
-    writers = {name: cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*("MJPG" if name == "mjpeg" else "mp4v")),
-                                     fps, (width, height)) for name, path in clips.items()}
-    for n in range(frames):
-        image = scene.render(n / fps, 1_700_000_000 + n / fps)
-        for writer in writers.values():
-            writer.write(image)
-    for writer in writers.values():
-        writer.release()
-    return clips
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def run_capture(args: list[str], frames: int, fps: int) -> tuple[int, float, float]:
+def run_capture(args: list[str], frames: int, fps: int, logs: Path) -> tuple[int, float, float]:
     """(frames received, CPU seconds while publishing them, wall seconds)."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMSERVER_")}
-    ctx = zmq.Context()
-    sock = subscriber(ctx, [endpoint], [frame_topic()], 1000)
     decoder = Decoder(logging.getLogger("bench"))
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.capture", "--frames", endpoint, "--loop",
-                             "--fps", str(fps), *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL)
-    try:
+    with (zmq.Context() as ctx, subscriber(ctx, [endpoint], [frame_topic()], 1000) as sock,
+          Processes(logs) as procs):
+        procs.stage("capture", clean_env(), "--frames", endpoint, "--loop", "--fps", str(fps), *args)
+        pid = procs.popen["capture"].pid
         first = None
         while first is None:
-            if proc.poll() is not None:
-                raise SystemExit(f"capture {' '.join(args)} exited with status {proc.returncode} before any frame")
+            procs.check()
             first = next((m for m in receive(sock, 1000, decoder) if isinstance(m, Frame)), None)
-        cpu0, wall0 = cpu_seconds(proc.pid), time.monotonic()
+        cpu0, wall0 = cpu_seconds(pid), time.monotonic()
         received = 0
         while received < frames:
             received += sum(isinstance(m, Frame) for m in receive(sock, 1000, decoder))
-        return received, cpu_seconds(proc.pid) - cpu0, time.monotonic() - wall0
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        sock.close()
-        ctx.term()
+        return received, cpu_seconds(pid) - cpu0, time.monotonic() - wall0
 
 
 def main() -> None:
@@ -96,15 +56,17 @@ def main() -> None:
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--frames", type=int, default=300)
     args = parser.parse_args()
+    stop_cleanly_on_signals()
     width, height = (int(n) for n in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
-        clips = make_clip(Path(tmp), width, height, args.fps, 100)
+        avi = make_clip(Path(tmp) / "clip.avi", width, height, args.fps, CLIP_FRAMES / args.fps)
+        mp4 = make_clip(Path(tmp) / "clip.mp4", width, height, args.fps, CLIP_FRAMES / args.fps, fourcc="mp4v")
         runs = {
-            "pass-through (MJPEG file, own size)": ["--source", str(clips["mjpeg"])],
-            "resized to 640x480 (MJPEG file)": ["--source", str(clips["mjpeg"]), "--width", "640", "--height", "480"],
-            "decode + encode, own size (mp4v file)": ["--source", str(clips["mp4v"])],
+            "pass-through (MJPEG file, own size)": ["--source", str(avi)],
+            "resized to 640x480 (MJPEG file)": ["--source", str(avi), "--width", "640", "--height", "480"],
+            "decode + encode, own size (mp4v file)": ["--source", str(mp4)],
         }
-        results = {name: run_capture(run, args.frames, args.fps) for name, run in runs.items()}
+        results = {name: run_capture(run, args.frames, args.fps, Path(tmp) / "logs") for name, run in runs.items()}
     baseline = results["resized to 640x480 (MJPEG file)"]
     base_ms = 1000 * baseline[1] / baseline[0]
     print(f"capture, {width}x{height} source at {args.fps} fps, {args.frames} frames each")

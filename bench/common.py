@@ -3,14 +3,18 @@
 Every figure comes from real processes talking over real sockets on 127.0.0.1, as in use. These
 helpers start them with a clean environment (a developer's CAMSERVER_* settings must not shape a
 figure), always stop them, and read what a viewer of the live view receives. Imported by the bench
-scripts (``python bench/X.py`` puts this folder on the path); not run on its own.
+scripts (``python bench/X.py`` puts this folder on the path); not run on its own. CPU and memory
+are read from /proc, so that bench/soak.py, which the test suite runs, needs nothing beyond the
+pipeline's own dependencies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,7 +27,6 @@ from typing import Any
 
 import av
 import cv2
-import psutil
 import tornado.httpclient
 import tornado.websocket
 
@@ -35,6 +38,8 @@ CONNECT_TIMEOUT_S = 30.0
 # No message for this long means a stage has hung or died: every live view sends at least once a second.
 READ_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+FIRST_PORT = 10000  # below it lie the ports of well-known services
 
 
 def stop_cleanly_on_signals() -> None:
@@ -51,10 +56,37 @@ def stop_cleanly_on_signals() -> None:
         signal.signal(signum, handle)
 
 
+def _port_range() -> range:
+    """The ports free_port hands out: those below the kernel's ephemeral range.
+
+    A port from bind(0) lies in the ephemeral range, which every outgoing connection (a viewer's, a
+    stage's ZeroMQ connect) draws its own port from: between handing such a port out and a stage
+    binding it, a client socket can take it ("Address already in use"). Below that range only
+    explicit binds take ports.
+    """
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768  # Linux's default; elsewhere the ports below it are as good a guess
+    return range(FIRST_PORT, ephemeral)
+
+
+_PORTS = _port_range()
+# From a random place: another run's sockets may linger on the ports it used.
+_port_turns = itertools.count(random.randrange(len(_PORTS)))
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody is bound to, not one this process handed out before (until all have been)."""
+    for _ in _PORTS:
+        port = _PORTS[next(_port_turns) % len(_PORTS)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {_PORTS}")
 
 
 def clean_env(**values: str) -> dict[str, str]:
@@ -74,21 +106,32 @@ def pipeline_env(folder: Path) -> tuple[dict[str, str], int]:
     return env, port
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (fields 14 and 15 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident memory now (VmRSS of /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) * 1024
+
+
 class Processes:
     """Child processes started under names, each logging to its own file, and always stopped together (``with``)."""
 
     def __init__(self, logs: Path) -> None:
         self.logs = logs
         self.popen: dict[str, subprocess.Popen[bytes]] = {}
-        self.handles: dict[str, psutil.Process] = {}
 
-    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> None:
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str], cwd: Path = REPO) -> None:
+        """Start ``python argv`` in ``cwd`` (another checkout's folder runs that checkout's pipeline)."""
         self.logs.mkdir(parents=True, exist_ok=True)
         with (self.logs / f"{name}.log").open("wb") as log:
-            proc = subprocess.Popen([sys.executable, *argv], cwd=REPO, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
-        self.popen[name] = proc
-        self.handles[name] = psutil.Process(proc.pid)
+            self.popen[name] = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=log,
+                                                stderr=subprocess.STDOUT)
 
     def stage(self, name: str, env: dict[str, str], *flags: str) -> None:
         """Start ``python -m pipeline.<name>`` with ``flags``."""
@@ -98,8 +141,16 @@ class Processes:
         """SystemExit naming a process that has exited, with the end of its log: a figure without it is wrong."""
         for name, proc in self.popen.items():
             if proc.poll() is not None:
-                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-1500:]
-                raise SystemExit(f"{name} exited with status {proc.returncode} during the run; its log ends:\n{tail}")
+                raise self._ended(name, " during the run")
+
+    def wait(self, name: str, timeout: float) -> None:
+        """Wait for ``name``, a process that ends by itself; SystemExit with the end of its log if it failed."""
+        if self.popen[name].wait(timeout):
+            raise self._ended(name, "")
+
+    def _ended(self, name: str, when: str) -> SystemExit:
+        tail = (self.logs / f"{name}.log").read_text(errors="replace")[-1500:]
+        return SystemExit(f"{name} exited with status {self.popen[name].returncode}{when}; its log ends:\n{tail}")
 
     def stop(self) -> None:
         """SIGTERM to all (each stage stops in order on it), then SIGKILL to any still there after a while."""
@@ -121,20 +172,20 @@ class Processes:
 
 
 class Meter:
-    """CPU seconds (user + system) and peak resident memory of named processes, through psutil."""
+    """CPU seconds (user + system) and peak resident memory of named processes."""
 
     def __init__(self, procs: Processes) -> None:
         self._procs = procs
-        self.peak_rss = dict.fromkeys(procs.handles, 0)
+        self.peak_rss = dict.fromkeys(procs.popen, 0)
 
     def cpu(self) -> dict[str, float]:
         self._procs.check()
-        return {name: sum(proc.cpu_times()[:2]) for name, proc in self._procs.handles.items()}
+        return {name: cpu_seconds(proc.pid) for name, proc in self._procs.popen.items()}
 
     def sample(self) -> None:
         self._procs.check()
-        for name, proc in self._procs.handles.items():
-            self.peak_rss[name] = max(self.peak_rss[name], proc.memory_info().rss)
+        for name, proc in self._procs.popen.items():
+            self.peak_rss[name] = max(self.peak_rss[name], rss_bytes(proc.pid))
 
 
 @dataclass

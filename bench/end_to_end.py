@@ -10,7 +10,7 @@ measured seconds after a warm-up:
   - baseline --record: the same also writing its motion with cv2's mp4v writer.
 Figures: frames delivered to the viewer per second; capture-to-viewer latency p50/p95/p99 from
 each frame's capture time (one host, one clock); CPU ms per delivered frame of each process
-(psutil user + system over the measured window); peak RSS of each process (sampled every 0.25 s);
+(user + system over the measured window); peak RSS of each process (sampled every 0.25 s);
 bytes on the wire per frame (WebSocket payloads and headers, both ways); the share of the measured
 window that was recorded (the span of the saved videos inside it, from their frames' timestamps).
 Then camserver/baseline ratios, with the targets of issue 10: live path <= 0.3x and full pipeline

@@ -31,8 +31,8 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -40,30 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
-from common import clean_env, free_port, stop_cleanly_on_signals
+from common import REPO, Processes, clean_env, cpu_seconds, free_port, percentile, stop_cleanly_on_signals
 
 from pipeline.bus.sockets import FRAME_HWM, subscriber
 from pipeline.protocol import Frame, frame_topic
 
-REPO = Path(__file__).resolve().parent.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 WARMUP_S = 2.0  # connections open and settle before the window opens
 SLOW_RCVBUF = 16 * 1024
 WS_TEXT, WS_BINARY, WS_CLOSE, WS_PING, WS_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (fields 14 and 15 of /proc/PID/stat)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 # ---------------------------------------------------------------- client side (its own process)
@@ -282,13 +266,14 @@ async def run_viewers(kind: str, port: int, fast: int, slow: int, window: tuple[
 
 
 def client_main(argv: list[str]) -> None:
+    """Run the viewers and write their figures as JSON to the file ``out`` (its output goes to a log)."""
     parser = argparse.ArgumentParser()
-    for name in ("kind", "port", "fast", "slow", "start", "end", "pause"):
+    for name in ("kind", "port", "fast", "slow", "start", "end", "pause", "out"):
         parser.add_argument(name)
     args = parser.parse_args(argv)
     results = asyncio.run(run_viewers(args.kind, int(args.port), int(args.fast), int(args.slow),
                                       (float(args.start), float(args.end)), float(args.pause)))
-    json.dump(results, sys.stdout)
+    Path(args.out).write_text(json.dumps(results))
 
 
 # ---------------------------------------------------------------- the bench
@@ -358,35 +343,8 @@ HEADER = ("  gateway   view  captur  fast fps med/min  slow fps med/min  fast la
           "  capture")
 
 
-class Children:
-    """Child processes, always stopped together (``with``), so that Ctrl-C or SIGTERM leaves none behind."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None,
-              stdout: int | None = None) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=stdout)
-        self.procs.append(proc)
-        return proc
-
-    def __enter__(self) -> Children:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def measure(kind: str, port: int, gateway_pid: int, frames: str, viewers: int, args: argparse.Namespace,
-            slow_fraction: float) -> Step:
+            slow_fraction: float, folder: Path) -> Step:
     """Run ``viewers`` viewers of one kind for one window and gather the figures."""
     seconds = args.seconds
     slow = int(viewers * slow_fraction)
@@ -395,23 +353,22 @@ def measure(kind: str, port: int, gateway_pid: int, frames: str, viewers: int, a
     window = (start, start + seconds)
     shares = min(args.client_procs, viewers)
     sub: list[Sub] = []
-    with Children() as clients:
+    with Processes(folder) as clients:
         for index in range(shares):
             mine = (fast // shares + (index < fast % shares), slow // shares + (index < slow % shares))
-            clients.start([__file__, "client", kind, str(port), str(mine[0]), str(mine[1]), str(window[0]),
-                           str(window[1]), str(args.slow_pause)], REPO, stdout=subprocess.PIPE)
+            clients.start(f"client{index}", [__file__, "client", kind, str(port), str(mine[0]), str(mine[1]),
+                                             str(window[0]), str(window[1]), str(args.slow_pause),
+                                             str(folder / f"client{index}.json")], clean_env())
         thread = threading.Thread(target=lambda: sub.append(zmq_baseline(frames, window)), daemon=True)
         thread.start()
         time.sleep(max(0.0, window[0] - time.time()))
-        gw0, cl0 = cpu_seconds(gateway_pid), [cpu_seconds(p.pid) for p in clients.procs]
+        gw0, cl0 = cpu_seconds(gateway_pid), [cpu_seconds(p.pid) for p in clients.popen.values()]
         time.sleep(max(0.0, window[1] - time.time()))
-        gw1, cl1 = cpu_seconds(gateway_pid), [cpu_seconds(p.pid) for p in clients.procs]
+        gw1, cl1 = cpu_seconds(gateway_pid), [cpu_seconds(p.pid) for p in clients.popen.values()]
         results: list[dict] = []
-        for proc in clients.procs:
-            out, _ = proc.communicate(timeout=30)
-            if proc.returncode:
-                raise SystemExit(f"a client process failed (exit status {proc.returncode})")
-            results.extend(json.loads(out))
+        for name in clients.popen:
+            clients.wait(name, 30)
+            results.extend(json.loads((folder / f"{name}.json").read_text()))
         thread.join()
     return Step(viewers, [r["frames"] / seconds for r in results if not r["slow"]],
                 [r["frames"] / seconds for r in results if r["slow"]],
@@ -423,11 +380,11 @@ def measure(kind: str, port: int, gateway_pid: int, frames: str, viewers: int, a
 @dataclass
 class Gateway:
     label: str
-    proc: subprocess.Popen[bytes]
+    pid: int
     port: int
 
 
-def start_pipeline(children: Children, size: str, roots: list[tuple[str, Path]], frames: str,
+def start_pipeline(children: Processes, size: str, roots: list[tuple[str, Path]], frames: str,
                    detector: bool) -> list[Gateway]:
     """Capture (and the detector, whose events every WebSocket viewer gets too) and one gateway per root."""
     dims, fps = size.split("@")
@@ -436,33 +393,31 @@ def start_pipeline(children: Children, size: str, roots: list[tuple[str, Path]],
                     CAMSERVER_RECORDER_EVENTS=f"tcp://127.0.0.1:{free_port()}", CAMSERVER_LOG_LEVEL="WARNING",
                     CAMSERVER_MAX_CONNECTIONS="2000", CAMSERVER_MAX_CONNECTIONS_PER_CLIENT="2000",
                     CAMSERVER_MAX_VIEWERS_PER_CLIENT="2000")
-    children.start(["-m", "pipeline.capture", "--source", "demo", "--width", width, "--height", height, "--fps", fps],
-                   REPO, env)
+    children.stage("capture", env, "--source", "demo", "--width", width, "--height", height, "--fps", fps)
     if detector:
-        children.start(["-m", "pipeline.detector"], REPO, env)
+        children.stage("detector", env)
     gateways = []
     for label, root in roots:
-        port = free_port()
-        gateways.append(Gateway(label, children.start(["-m", "pipeline.gateway"], root,
-                                                      {**env, "CAMSERVER_PORT": str(port)}), port))
+        port, name = free_port(), f"gateway-{label}"
+        children.start(name, ["-m", "pipeline.gateway"], {**env, "CAMSERVER_PORT": str(port)}, cwd=root)
+        gateways.append(Gateway(label, children.popen[name].pid, port))
     time.sleep(3.0)  # start-up and ZeroMQ's slow joiner
-    for proc in children.procs:
-        if proc.poll() is not None:
-            raise SystemExit(f"{' '.join(map(str, proc.args))} exited with status {proc.returncode}")
+    children.check()
     return gateways
 
 
 def run_size(size: str, kinds: list[str], counts: list[int], args: argparse.Namespace,
-             roots: list[tuple[str, Path]], slow_fraction: float) -> None:
+             roots: list[tuple[str, Path]], slow_fraction: float, folder: Path) -> None:
     frames = f"tcp://127.0.0.1:{free_port()}"
-    with Children() as children:
+    with Processes(folder / "logs") as children:
         gateways = start_pipeline(children, size, roots, frames, args.detector)
         for kind in kinds:
             print(f"\n{kind.upper()} viewers of {size}, {args.seconds:g} s each, {round(100 * slow_fraction)}% slow "
                   f"(receive buffer {SLOW_RCVBUF // 1024} KB, {args.slow_pause:g} s pause after each frame)")
             print(HEADER)
             for count in counts:
-                steps = [measure(kind, gw.port, gw.proc.pid, frames, count, args, slow_fraction) for gw in gateways]
+                steps = [measure(kind, gw.port, gw.pid, frames, count, args, slow_fraction, folder / "clients")
+                         for gw in gateways]
                 for gateway, step in zip(gateways, steps, strict=True):
                     print(step.row(gateway.label))
                 if len(steps) == 2:
@@ -508,10 +463,12 @@ def main() -> None:
         roots.insert(0, ("baseline", args.baseline_root.resolve()))
     print(f"gateway fan-out; CPU in % of one core ({os.cpu_count()} cores); latency from capture's ts to the client; "
           f"detector {'on' if args.detector else 'off'}")
-    run_size(args.size, args.kinds.split(","), [int(n) for n in args.viewers.split(",")], args, roots,
-             args.slow_fraction)
-    if args.latency_size != "none":
-        run_size(args.latency_size, ["ws"], [int(n) for n in args.latency_viewers.split(",")], args, roots, 0.0)
+    with tempfile.TemporaryDirectory(prefix="camserver-fanout-") as tmp:
+        run_size(args.size, args.kinds.split(","), [int(n) for n in args.viewers.split(",")], args, roots,
+                 args.slow_fraction, Path(tmp) / "fanout")
+        if args.latency_size != "none":
+            run_size(args.latency_size, ["ws"], [int(n) for n in args.latency_viewers.split(",")], args, roots, 0.0,
+                     Path(tmp) / "latency")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +25,10 @@ from pathlib import Path
 import tornado.websocket
 import zmq
 import zmq.asyncio
+from common import Processes, percentile, pipeline_env, stop_cleanly_on_signals
 
 from pipeline.bus.sockets import FRAME_HWM, subscriber
 from pipeline.protocol import Frame, frame_topic
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -45,15 +41,8 @@ class Tally:
         self.seqs.append(seq)
 
     def summary(self, seconds: float) -> tuple[float, float, float]:
-        lat = sorted(self.latencies) or [float("nan")]
-        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
-        return len(self.seqs) / seconds, 1000 * statistics.median(lat), 1000 * p99
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        lat = self.latencies or [float("nan")]
+        return len(self.seqs) / seconds, 1000 * statistics.median(lat), 1000 * percentile(lat, 0.99)
 
 
 async def direct(endpoint: str, tally: Tally, until: float) -> None:
@@ -84,17 +73,15 @@ async def websocket(port: int, tally: Tally, until: float) -> None:
     conn.close()
 
 
-def measure(width: int, height: int, fps: float, seconds: float) -> None:
-    frames, port = f"tcp://127.0.0.1:{free_port()}", free_port()
-    env = {**os.environ, "CAMSERVER_FRAMES": frames, "CAMSERVER_EVENTS": f"tcp://127.0.0.1:{free_port()}",
-           "CAMSERVER_PORT": str(port), "CAMSERVER_LOG_LEVEL": "WARNING"}
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "pipeline.gateway"], cwd=REPO, env=env),
-        subprocess.Popen([sys.executable, "-m", "pipeline.capture", "--source", "demo", "--width", str(width),
-                          "--height", str(height), "--fps", str(fps)], cwd=REPO, env=env),
-    ]
-    try:
+def measure(width: int, height: int, fps: float, seconds: float, folder: Path) -> None:
+    env, port = pipeline_env(folder)
+    frames = env["CAMSERVER_FRAMES"]
+    with Processes(folder / "logs") as procs:
+        procs.stage("gateway", env)
+        procs.stage("capture", env, "--source", "demo", "--width", str(width), "--height", str(height),
+                    "--fps", str(fps))
         time.sleep(3.0)  # start-up and ZeroMQ's slow joiner: measure steady state only
+        procs.check()
         base, gate = Tally(), Tally()
 
         async def both() -> None:
@@ -102,10 +89,6 @@ def measure(width: int, height: int, fps: float, seconds: float) -> None:
             await asyncio.gather(direct(frames, base, until), websocket(port, gate, until))
 
         asyncio.run(both())
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(5)
     b_fps, b_p50, b_p99 = base.summary(seconds)
     g_fps, g_p50, g_p99 = gate.summary(seconds)
     print(f"{width}x{height}@{fps:g} for {seconds:g} s")
@@ -120,10 +103,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sizes", default="640x480@10,1280x720@30", help="comma-separated WIDTHxHEIGHT@FPS")
     args = parser.parse_args()
-    for spec in args.sizes.split(","):
-        size, fps = spec.split("@")
-        width, height = size.split("x")
-        measure(int(width), int(height), float(fps), args.seconds)
+    stop_cleanly_on_signals()
+    with tempfile.TemporaryDirectory(prefix="camserver-live-view-") as tmp:
+        for spec in args.sizes.split(","):
+            size, fps = spec.split("@")
+            width, height = size.split("x")
+            measure(int(width), int(height), float(fps), args.seconds, Path(tmp) / spec)
 
 
 if __name__ == "__main__":

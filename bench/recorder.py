@@ -12,7 +12,7 @@ figures less than wall time would:
   - the seed's cv2 mp4v writer (MPEG-4 part 2, which no browser plays), for scale.
 Both H.264 paths write fragmented MP4 fsynced per fragment. Then the recorder stage itself, as a
 real process fed the largest size at 30 fps over ZeroMQ and told to record: its CPU per frame
-(psutil: receiving, decoding messages and writing) and whether every frame sent is in the file,
+(user + system: receiving, decoding messages and writing) and whether every frame sent is in the file,
 which is what "records in real time on one core" means. Then the preset table: the new path at
 each x264 preset (crf 23, zerolatency), CPU ms/frame, kB/s of video and PSNR against the source
 JPEGs (every 5th frame), CPU and size each as a ratio to the writer's default options.
@@ -37,7 +37,7 @@ import av
 import cv2
 import numpy as np
 import zmq
-from common import Processes, clean_env, free_port, stop_cleanly_on_signals
+from common import Processes, clean_env, cpu_seconds, free_port, stop_cleanly_on_signals
 
 from pipeline.bus.sockets import publisher
 from pipeline.protocol import Event, Frame
@@ -161,14 +161,13 @@ def recorder_stage(width: int, height: int, seconds: float, folder: Path) -> Non
         paced(frames, jpegs, width, height, range(FPS), t0)
         procs.check()
         events.send_multipart(Event("cam0", FPS, t0 + 1.0, "motion_start", {}).encode())
-        started = procs.handles["recorder"].cpu_times()
+        started = cpu_seconds(procs.popen["recorder"].pid)
         paced(frames, jpegs, width, height, range(FPS, FPS + count), t0)
-        ended = procs.handles["recorder"].cpu_times()
+        cpu = cpu_seconds(procs.popen["recorder"].pid) - started
         last = FPS + count - 1
         events.send_multipart(Event("cam0", last, t0 + last / FPS, "motion_end", {"keep": True}).encode())
         paced(frames, jpegs, width, height, range(last + 1, last + 1 + FPS // 2), t0)
         procs.check()
-    cpu = (ended.user + ended.system) - (started.user + started.system)
     videos = list((folder / "recordings").glob("*.mp4"))
     info = probe(videos[0]) if len(videos) == 1 else None
     kept = info[1] if info else 0

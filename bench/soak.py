@@ -18,74 +18,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import tornado.websocket
+from common import Processes, connect, pipeline_env, read, rss_bytes, stop_cleanly_on_signals
 
-REPO = Path(__file__).resolve().parent.parent
 STAGES = ("capture", "detector", "recorder", "gateway", "logger")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
-
-
-def start(folder: Path, fps: float) -> tuple[dict[str, subprocess.Popen[bytes]], int]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMSERVER_")}
-    env.update(CAMSERVER_FRAMES=f"tcp://127.0.0.1:{free_port()}", CAMSERVER_EVENTS=f"tcp://127.0.0.1:{free_port()}",
-               CAMSERVER_RECORDER_EVENTS=f"tcp://127.0.0.1:{free_port()}", CAMSERVER_PORT=str(port),
-               CAMSERVER_RECORDINGS=str(folder / "recordings"), CAMSERVER_FPS=str(fps), CAMSERVER_SOURCE="demo",
-               PYTHONUNBUFFERED="1")
-    procs = {}
+def start(folder: Path, fps: float, procs: Processes) -> int:
+    """Every stage, on the demo scene at ``fps``; the gateway's port."""
+    env, port = pipeline_env(folder)
+    # INFO, the stages' default rather than pipeline_env's WARNING: the logger's memory is soaked too.
+    env.update(CAMSERVER_FPS=str(fps), CAMSERVER_SOURCE="demo", CAMSERVER_LOG_LEVEL="INFO")
     for stage in STAGES:
-        with (folder / f"{stage}.log").open("wb") as log:
-            procs[stage] = subprocess.Popen([sys.executable, "-m", f"pipeline.{stage}"], cwd=REPO, env=env,
-                                            stdout=log, stderr=subprocess.STDOUT)
-    return procs, port
+        procs.stage(stage, env)
+    return port
 
 
-async def view(port: int, until: float) -> int:
+async def view(port: int, until: float, procs: Processes) -> int:
     """A viewer reading the live view the whole time, as a browser would; returns the frames it got."""
-    for _ in range(100):
-        try:
-            conn = await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/webcam")
-            break
-        except OSError:
-            await asyncio.sleep(0.1)
-    else:
-        raise SystemExit("the gateway never answered")
+    conn = await connect(f"ws://127.0.0.1:{port}/webcam", procs)
     frames = 0
     while time.monotonic() < until:
-        message = await asyncio.wait_for(conn.read_message(), 10)
-        if message is None:
-            raise SystemExit("the gateway closed the live view")
-        frames += isinstance(message, bytes)
+        frames += isinstance(await read(conn), bytes)
     conn.close()
     return frames
 
 
-async def sample(procs: dict[str, subprocess.Popen[bytes]], until: float, every: float,
-                 rows: list[dict[str, float]], quiet: bool) -> None:
+async def sample(procs: Processes, until: float, every: float, rows: list[dict[str, float]], quiet: bool) -> None:
     started = time.monotonic()
     while time.monotonic() < until:
-        for stage, proc in procs.items():
-            if proc.poll() is not None:
-                raise SystemExit(f"{stage} exited with status {proc.returncode}")
-        row = {"t": round(time.monotonic() - started, 1), **{s: round(rss_mb(p.pid), 1) for s, p in procs.items()}}
+        procs.check()
+        row = {"t": round(time.monotonic() - started, 1),
+               **{s: round(rss_bytes(p.pid) / 2**20, 1) for s, p in procs.popen.items()}}
         rows.append(row)
         if not quiet:
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
@@ -106,18 +73,12 @@ def summary(rows: list[dict[str, float]], warmup: float, seconds: float) -> dict
 
 
 async def soak(seconds: float, fps: float, warmup: float, every: float, quiet: bool) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as folder:
-        procs, port = start(Path(folder), fps)
-        try:
-            until = time.monotonic() + seconds
-            rows: list[dict[str, float]] = []
-            frames, _ = await asyncio.gather(view(port, until), sample(procs, until, every, rows, quiet))
-            recordings = len(list((Path(folder) / "recordings").glob("*.mp4")))
-        finally:
-            for proc in procs.values():
-                proc.terminate()
-            for proc in procs.values():
-                proc.wait(10)
+    with tempfile.TemporaryDirectory() as folder, Processes(Path(folder) / "logs") as procs:
+        port = start(Path(folder), fps, procs)
+        until = time.monotonic() + seconds
+        rows: list[dict[str, float]] = []
+        frames, _ = await asyncio.gather(view(port, until, procs), sample(procs, until, every, rows, quiet))
+        recordings = len(list((Path(folder) / "recordings").glob("*.mp4")))
     return {"seconds": seconds, "fps": fps, "viewer_fps": round(frames / seconds, 2), "recordings": recordings,
             "stages": summary(rows, warmup, seconds)}
 
@@ -132,6 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.seconds < args.warmup + 20:
         parser.error("--seconds must be at least --warmup + 20")
+    stop_cleanly_on_signals()
     result = asyncio.run(soak(args.seconds, args.fps, args.warmup, args.every, args.json))
     if args.json:
         print(json.dumps(result))
