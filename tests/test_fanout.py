@@ -23,7 +23,7 @@ import zmq
 
 from pipeline.bus.sockets import subscriber
 from pipeline.protocol import Frame, frame_topic
-from pipeline.web import live
+from pipeline.web import wire
 from tests.conftest import Ports, Stage, wait_for
 from tests.test_live import LiveClient, gateway_app, gateway_up
 
@@ -149,7 +149,7 @@ def mjpeg_frames(port: int, count: int) -> list[tuple[int, bytes]]:
     assert response.status == 200 and response.getheader("Transfer-Encoding") == "chunked"
     frames = []
     while len(frames) < count:
-        assert response.readline() == f"--{live.MJPEG_BOUNDARY}\r\n".encode()
+        assert response.readline() == f"--{wire.MJPEG_BOUNDARY}\r\n".encode()
         headers = {}
         while (line := response.readline().rstrip()) != b"":
             key, value = line.decode().split(":", 1)
@@ -241,12 +241,12 @@ def _seqs_until_fresh(frames: Iterator[tuple[int, bytes]], fresh_from: int, publ
 
 
 class CountingWire:
-    """Counts how often each kind of frame message is made, by wrapping live.py's encoders."""
+    """Counts how often each kind of frame message is made, by wrapping wire.py's encoders."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.made: dict[str, int] = {"websocket_frame": 0, "mjpeg_chunk": 0}
         for name in self.made:
-            monkeypatch.setattr(live, name, self._counted(name, getattr(live, name)))
+            monkeypatch.setattr(wire, name, self._counted(name, getattr(wire, name)))
 
     def _counted(self, name: str, encode: Callable[[Frame], bytes]) -> Callable[[Frame], bytes]:
         def counted(frame: Frame) -> bytes:
@@ -298,7 +298,7 @@ def _open_mjpeg(port: int) -> http.client.HTTPResponse:
 
 
 def _read_part(response: http.client.HTTPResponse) -> bytes:
-    assert response.readline() == f"--{live.MJPEG_BOUNDARY}\r\n".encode()
+    assert response.readline() == f"--{wire.MJPEG_BOUNDARY}\r\n".encode()
     headers = {}
     while (line := response.readline().rstrip()) != b"":
         key, value = line.decode().split(":", 1)

@@ -1,11 +1,13 @@
-"""The gateway's hub: newest frame wins per viewer, camera routing, status and health."""
+"""The gateway's hub and its viewers: newest frame wins per viewer, camera routing, status and health."""
 
 from __future__ import annotations
 
-import asyncio
+from concurrent.futures import Future
 
 from pipeline.protocol import Event, Frame, Heartbeat
-from pipeline.web.hub import FORGET_AFTER_S, MAX_CAMERAS, OFFLINE_AFTER_S, STAGE_SILENT_AFTER_S, Hub
+from pipeline.web.camera_state import FORGET_AFTER_S, OFFLINE_AFTER_S
+from pipeline.web.hub import MAX_CAMERAS, STAGE_SILENT_AFTER_S, Hub
+from pipeline.web.viewers import Ending, StreamViewer
 
 JPEG = b"\xff\xd8\xff\xd9"
 
@@ -18,68 +20,86 @@ class FakeClock:
         return self.now
 
 
+class Client:
+    """A viewer's client socket as StreamViewer sees it: what was written, and whether a slow one has taken it."""
+
+    def __init__(self, slow: bool = False) -> None:
+        self.slow = slow
+        self.sent: list[str] = []
+        self.ended: list[Ending] = []
+        self._unsent: list[Future[None]] = []
+
+    def viewer(self, camera: str | None, wants_events: bool) -> StreamViewer:
+        return StreamViewer(camera, self._write, lambda f: f"frame {f.camera} {f.seq}".encode(),
+                            (lambda e: f"event {e.type}".encode()) if wants_events else None, self.ended.append)
+
+    def take(self) -> None:
+        """The slow client reads what its socket holds: the viewer sends what waited meanwhile."""
+        unsent, self._unsent = self._unsent, []
+        for written in unsent:
+            written.set_result(None)
+
+    def _write(self, data: bytes) -> Future[None]:
+        self.sent.append(data.decode())
+        written: Future[None] = Future()
+        if self.slow:
+            self._unsent.append(written)
+        else:
+            written.set_result(None)
+        return written  # type: ignore[return-value]  # StreamViewer only asks done(), exception() and for callbacks
+
+
 def frame(seq: int, camera: str = "cam0") -> Frame:
     return Frame(camera, seq, 1.0 + seq, 640, 480, True, JPEG)
 
 
 def test_a_slow_viewer_gets_only_the_newest_frame_and_events_in_order() -> None:
-    async def scenario() -> None:
-        hub = Hub()
-        viewer = hub.attach(None, wants_events=True)
-        for seq in range(50):
-            hub.publish_frame(frame(seq))
-        hub.publish_event(Event("cam0", 48, 49.0, "a"))
-        hub.publish_event(Event("cam0", 49, 50.0, "b"))
-        events, newest = await viewer.next(timeout=1)
-        assert newest is not None and newest.seq == 49
-        assert [e.type for e in events] == ["a", "b"]
-        assert await viewer.next(timeout=0.01) == ([], None)
-
-    asyncio.run(scenario())
+    hub, client = Hub(), Client(slow=True)
+    hub.add(client.viewer(None, wants_events=True))
+    for seq in range(50):
+        hub.publish_frame(frame(seq))
+    hub.publish_event(Event("cam0", 48, 49.0, "a"))
+    hub.publish_event(Event("cam0", 49, 50.0, "b"))
+    assert client.sent == ["frame cam0 0"], "nothing more while the socket still holds frame 0"
+    client.take()
+    assert client.sent == ["frame cam0 0", "event a", "event b", "frame cam0 49"]
+    client.take()
+    assert len(client.sent) == 4
 
 
 def test_frames_a_slow_viewer_never_got_are_counted_as_dropped() -> None:
-    async def scenario() -> None:
-        hub = Hub()
-        slow, reading = hub.attach("cam0", wants_events=False), hub.attach("cam0", wants_events=False)
-        for seq in range(5):
-            hub.publish_frame(frame(seq))
-            await reading.next(timeout=1)
-        state = hub.cameras["cam0"]
-        assert (state.offered, state.dropped) == (10, 4)  # the slow viewer keeps only frame 4 of 0-4
-        assert (await slow.next(timeout=1))[1].seq == 4
-        hub.publish_frame(frame(5))
-        assert state.dropped == 4
-
-    asyncio.run(scenario())
+    hub, slow, reading = Hub(), Client(slow=True), Client()
+    hub.add(slow.viewer("cam0", wants_events=False))
+    hub.add(reading.viewer("cam0", wants_events=False))
+    for seq in range(5):
+        hub.publish_frame(frame(seq))
+    state = hub.cameras["cam0"]
+    # The slow socket still holds frame 0: 1, 2 and 3 were each pushed out by the next one, never sent.
+    assert (state.offered, state.dropped) == (10, 3)
+    assert len(reading.sent) == 5
+    slow.take()
+    assert slow.sent == ["frame cam0 0", "frame cam0 4"]
+    hub.publish_frame(frame(5))
+    assert state.dropped == 3
 
 
 def test_viewers_get_their_own_camera_and_the_default_is_the_first_seen() -> None:
-    async def scenario() -> None:
-        hub = Hub()
-        hub.publish_frame(frame(0, "garden"))
-        default = hub.attach(None, wants_events=False)
-        door = hub.attach("door", wants_events=False)
-        assert (await default.next(timeout=0.01))[1].camera == "garden"
-        hub.publish_frame(frame(1, "door"))
-        hub.publish_event(Event("door", 1, 2.0, "x"))
-        assert (await door.next(timeout=0.01)) == ([], frame(1, "door"))
-        assert await default.next(timeout=0.01) == ([], None)
-
-    asyncio.run(scenario())
+    hub, default, door = Hub(), Client(), Client()
+    hub.publish_frame(frame(0, "garden"))
+    hub.add(default.viewer(None, wants_events=False))
+    hub.add(door.viewer("door", wants_events=False))
+    assert default.sent == ["frame garden 0"] and door.sent == []
+    hub.publish_frame(frame(1, "door"))
+    hub.publish_event(Event("door", 1, 2.0, "x"))
+    assert door.sent == ["frame door 1"]
+    assert default.sent == ["frame garden 0"]
 
 
-def test_detach_wakes_a_waiting_viewer() -> None:
-    async def scenario() -> None:
-        hub = Hub()
-        viewer = hub.attach(None, wants_events=True)
-        waiting = asyncio.create_task(viewer.next())
-        await asyncio.sleep(0)
-        hub.close()
-        assert await asyncio.wait_for(waiting, 1) == ([], None)
-        assert viewer.closed and not hub.viewers
-
-    asyncio.run(scenario())
+def test_closing_the_hub_ends_every_viewer() -> None:
+    hub, client = Hub(), Client(slow=True)
+    viewer = hub.add(client.viewer(None, wants_events=True))
+    hub.close()
+    assert viewer.closed and client.ended == ["closed"] and not hub.viewers
 
 
 def test_status_and_health_follow_the_clock() -> None:
@@ -146,17 +166,14 @@ def test_cameras_beyond_the_maximum_are_refused_not_stored() -> None:
 
 
 def test_a_new_viewer_never_gets_an_old_frame_as_live() -> None:
-    async def scenario() -> None:
-        clock = FakeClock()
-        hub = Hub(clock)
-        hub.publish_frame(frame(0))
-        assert (await hub.attach(None, wants_events=False).next(timeout=0.01))[1] == frame(0)
-        assert hub.newest(None) == frame(0)
-        clock.now += OFFLINE_AFTER_S
-        assert await hub.attach(None, wants_events=False).next(timeout=0.01) == ([], None)
-        assert hub.newest(None) is None
-
-    asyncio.run(scenario())
+    clock = FakeClock()
+    hub, early, late = Hub(clock), Client(), Client()
+    hub.publish_frame(frame(0))
+    hub.add(early.viewer(None, wants_events=False))
+    assert early.sent == ["frame cam0 0"] and hub.newest(None) == frame(0)
+    clock.now += OFFLINE_AFTER_S
+    hub.add(late.viewer(None, wants_events=False))
+    assert late.sent == [] and hub.newest(None) is None
 
 
 def test_the_default_camera_is_the_first_one_online() -> None:

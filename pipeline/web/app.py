@@ -19,12 +19,14 @@ from pipeline.web.auth import Credentials, FailedLogins, cookie_secret
 from pipeline.web.base import Guard, Guarded
 from pipeline.web.hosts import HostPolicy, is_loopback
 from pipeline.web.hub import Hub
-from pipeline.web.live import LiveSocket, MjpegStream, Snapshot, StreamQuota, Wire
+from pipeline.web.live import LiveSocket, MjpegStream, Snapshot
 from pipeline.web.login import Login, Logout, Session
 from pipeline.web.metrics import Metrics, registry_for
 from pipeline.web.page import Page
 from pipeline.web.recordings import Recording, RecordingFile, RecordingList
 from pipeline.web.status import Health, Status
+from pipeline.web.viewers import StreamQuota
+from pipeline.web.wire import Wire
 
 STATIC_DIR = Path(__file__).parent / "static"
 

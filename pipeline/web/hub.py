@@ -1,12 +1,10 @@
-"""The gateway's memory: the newest frame of each camera, and the viewers waiting for the next one.
+"""The gateway's memory: the newest frame of each camera, and which viewers get what.
 
-Each viewer (a WebSocket or an MJPEG client) owns one slot for the newest frame and a short queue
-of events. A new frame overwrites the slot instead of queueing behind the last one, so a slow
-client gets the newest frame whenever it is ready for one and never delays anybody else.
-The hub hands each frame to every viewer of its camera by a plain call (``offer_frame``): the
-live routes' viewers write it to their socket there and then when the socket is free, so a frame
-costs no task switch per viewer (pipeline/web/live.py); ``Viewer`` here is the mailbox kind, which
-a task awaits. Nothing here touches sockets or clocks of its own, so it is tested frame by frame.
+The hub hands each frame to every viewer of its camera by a plain call (``offer_frame``); the live
+routes' viewers write it to their socket there and then when the socket is free, and keep only
+the newest frame while it is not (pipeline/web/viewers.py), so a frame costs no task switch per
+viewer and a slow client never delays anybody else. Nothing here touches sockets or clocks of its
+own, so it is tested frame by frame.
 
 A viewer watches one camera (or whichever is the default), or, added with ``watch``, exactly the
 cameras it names: a page of tiles asks for the frames of the tiles on screen only and changes that
@@ -14,121 +12,29 @@ set as they scroll in and out (``Hub.watch``), so a paused tile costs nothing he
 gets the events of every camera (of its own only, when it has one). Viewers are kept per camera
 they watch, so a frame is handed to its camera's viewers without looking at anybody else's.
 
-State is per camera and freed: a camera that sent a frame or two and fell silent (a stray or
-made-up id on the bus) is forgotten after OFFLINE_AFTER_S and never counts for health; one that
-streamed for ESTABLISHED_AFTER_S counts until it has been silent for FORGET_AFTER_S. Stages are
-judged by their own heartbeats, and a camera's ``motion`` and ``recording`` flags are believed
-only while the stage that set them is heard from.
-
-Counters for /metrics (pipeline/web/metrics.py) are kept here as plain numbers, bumped where the
-hub already handles the frame or event, and read at scrape time: frames taken in and handed to
-viewers, capture-to-gateway latency, episodes and recordings per camera, and each stage's own
-counters from its heartbeat. A camera's counters go with its state when it is forgotten.
+Each camera's state (pipeline/web/camera_state.py) is freed when the camera falls silent. Stages
+are judged by their own heartbeats, and a camera's ``motion`` and ``recording`` flags are believed
+only while the stage that set them is heard from; each stage's own counters from its heartbeat are
+kept for /metrics, a camera's going with its state when it is forgotten.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from pipeline.protocol import HEARTBEAT_EVERY_S, Event, Frame, Heartbeat
+from pipeline.web.camera_state import FORGET_AFTER_S, OFFLINE_AFTER_S, CameraState
 
-OFFLINE_AFTER_S = 5.0
 # Three missed heartbeats and a stage counts as down.
 STAGE_SILENT_AFTER_S = 3 * HEARTBEAT_EVERY_S
 STAGES = ("capture", "detector", "recorder")
-# A camera whose frames span this long is a real one: its silence makes /healthz fail.
-ESTABLISHED_AFTER_S = 3.0
-# A real camera silent this long has been taken away; its state goes.
-FORGET_AFTER_S = 3600.0
 # Cameras the gateway keeps state for at most: made-up ids beyond it are refused, not stored.
 MAX_CAMERAS = 64
 PRUNE_EVERY_S = 1.0
-RATE_WINDOW_S = 2.0
-EVENT_BACKLOG = 200
-# Upper bounds (seconds) of the capture-to-gateway latency histogram's buckets.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # The key under which viewers of every camera's events are kept; no camera id can be "*".
 ALL_CAMERAS = "*"
-
-
-class RateMeter:
-    """Frames per second over the last couple of seconds of arrivals."""
-
-    def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
-        self._window = window_s
-        self._times: deque[float] = deque()
-
-    def tick(self, now: float) -> None:
-        self._times.append(now)
-        while self._times and self._times[0] < now - self._window:
-            self._times.popleft()
-
-    def rate(self, now: float) -> float:
-        recent = [t for t in self._times if t >= now - self._window]
-        if len(recent) < 2:
-            return 0.0
-        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
-
-
-class Latency:
-    """A histogram of seconds from capture (a frame's ``ts``) to the gateway taking the frame in.
-
-    Both ends are wall clocks, of the capture host and of this one: across hosts their skew adds to
-    every figure, and a negative figure (capture's clock ahead) counts as 0 in ``negative``.
-    """
-
-    def __init__(self) -> None:
-        self.buckets = [0] * len(LATENCY_BUCKETS)  # per bucket, not cumulative
-        self.count = 0
-        self.sum = 0.0
-        self.negative = 0
-
-    def observe(self, seconds: float) -> None:
-        if seconds < 0:
-            self.negative += 1
-            seconds = 0.0
-        self.count += 1
-        self.sum += seconds
-        for index, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                self.buckets[index] += 1
-                break
-
-
-@dataclass
-class CameraState:
-    """What the gateway knows of one camera; ages come from this host's monotonic clock."""
-
-    frame: Frame
-    frame_at: float
-    first_at: float
-    event_at: float | None = None
-    meter: RateMeter = field(default_factory=RateMeter)
-    motion: bool = False
-    recording: bool = False
-    frames: int = 0  # taken into the hub
-    offered: int = 0  # handed to a viewer (a slow viewer's waiting frame is replaced by the next)
-    dropped: int = 0  # replaced so, while waiting for a slow viewer: never sent
-    latency: Latency = field(default_factory=Latency)
-    episodes: int = 0  # motion_start events
-    saved: int = 0  # recording_saved events
-    discarded: int = 0  # recording_discarded events
-
-    def online(self, now: float) -> bool:
-        return now - self.frame_at < OFFLINE_AFTER_S
-
-    def established(self) -> bool:
-        return self.frame_at - self.first_at >= ESTABLISHED_AFTER_S
-
-    def counts(self, now: float) -> bool:
-        """Whether /healthz should care about this camera: it is streaming, or did for a while."""
-        return self.online(now) or self.established()
 
 
 class Watcher(Protocol):
@@ -158,43 +64,6 @@ class Watcher(Protocol):
 W = TypeVar("W", bound=Watcher)
 
 
-class Viewer:
-    """One client's mailbox: the newest frame and recent events of the camera it watches."""
-
-    def __init__(self, camera: str | None, wants_events: bool) -> None:
-        self.camera = camera
-        self.wants_events = wants_events
-        self._frame: Frame | None = None
-        self._events: deque[Event] = deque(maxlen=EVENT_BACKLOG)
-        self._wake = asyncio.Event()
-        self.closed = False
-
-    def offer_frame(self, frame: Frame) -> bool:
-        dropped = self._frame is not None and self._frame.camera == frame.camera
-        self._frame = frame
-        self._wake.set()
-        return dropped
-
-    def offer_event(self, event: Event) -> None:
-        if self.wants_events:
-            self._events.append(event)
-            self._wake.set()
-
-    def close(self) -> None:
-        self.closed = True
-        self._wake.set()
-
-    async def next(self, timeout: float | None = None) -> tuple[list[Event], Frame | None]:
-        """Wait for news (or the timeout) and take it all: the events in order, then the newest frame."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        self._wake.clear()
-        events, frame = list(self._events), self._frame
-        self._events.clear()
-        self._frame = None
-        return events, frame
-
-
 class Hub:
     """Routes each camera's frames and events to the viewers that watch it."""
 
@@ -217,10 +86,6 @@ class Hub:
         now = self._clock()
         online = (name for name, state in self.cameras.items() if state.online(now))
         return next(online, next(iter(self.cameras), None))
-
-    def attach(self, camera: str | None, wants_events: bool) -> Viewer:
-        """A new mailbox viewer of ``camera`` (None: the default camera), handed the newest frame if live."""
-        return self.add(Viewer(camera, wants_events))
 
     def add(self, viewer: W, watch: Iterable[str] | None = None) -> W:
         """Route frames (and events) to ``viewer`` from now on, starting with the newest frame if live.

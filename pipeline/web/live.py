@@ -1,114 +1,32 @@
-"""The live view: the page's WebSocket, the snapshot and the MJPEG stream for tools.
+"""The live view's routes: the page's WebSocket, the snapshot and the MJPEG stream for tools.
 
-A camera may have a hundred viewers, so a frame costs each of them as little as can be:
-
-- Each frame's message is made once, bytes on the wire included, and the same bytes object goes to
-  every viewer (``Wire``): on the WebSocket the JSON description as a text frame, then the JPEG
-  as a binary frame; on MJPEG one multipart part, already in HTTP/1.1 chunked framing. A viewer
-  adds no JSON encoding, concatenation or copy of the JPEG of its own; its socket's buffer keeps a
-  view of the shared bytes until the kernel has taken them.
-- The hub's loop over the viewers writes to each socket there and then (``StreamViewer``): no
-  task wakes up per viewer and frame.
-- A viewer whose socket still holds its last message is skipped and keeps only the newest frame
-  for when the socket drains, so a slow client neither holds up the others nor piles up stale
-  frames in the gateway. Nor in the kernel: a live socket takes only UNSENT_BYTES more than it
-  has sent (TCP_NOTSENT_LOWAT), where Linux would otherwise let a slow client's socket buffer
-  grow to megabytes, seconds of old frames.
-
-A page of several cameras' tiles opens one WebSocket of the second kind (``LiveSocket``) and says
-which tiles are on screen; the frames of the others are not sent at all, so a tile scrolled away
-or a hidden tab costs neither the gateway nor the network anything.
+Each frame's bytes are made once for every viewer (pipeline/web/wire.py) and each viewer writes
+them to its own socket, skipping what a slow client cannot take (pipeline/web/viewers.py). A page
+of several cameras' tiles opens one WebSocket of the second kind (``LiveSocket``) and says which
+tiles are on screen; the frames of the others are not sent at all, so a tile scrolled away or a
+hidden tab costs neither the gateway nor the network anything. The messages are documented in
+docs/web-api.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import socket
-import struct
-from collections import Counter, deque
-from collections.abc import Callable, Container
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any
 
 import tornado.iostream
 import tornado.web
 import tornado.websocket
 
-from pipeline.protocol import Event, Frame, ProtocolError, check_camera_id
+from pipeline.protocol import Event, ProtocolError, check_camera_id
 from pipeline.web.base import Guarded, GuardedSocket, camera_argument, known_camera
-from pipeline.web.hub import EVENT_BACKLOG, MAX_CAMERAS, OFFLINE_AFTER_S, Hub
+from pipeline.web.camera_state import OFFLINE_AFTER_S
+from pipeline.web.hub import MAX_CAMERAS, Hub
+from pipeline.web.viewers import Ending, StreamQuota, StreamViewer, make_live
+from pipeline.web.wire import MJPEG_BOUNDARY, Wire, websocket_text
 
 STATUS_EVERY_S = 1.0
-MJPEG_BOUNDARY = "camserverframe"
-WS_TEXT, WS_BINARY = 0x1, 0x2
-# Bytes a live socket may hold not yet sent: what a slow client gets late is at most this and its own window.
-UNSENT_BYTES = 32 * 1024
-# Why a viewer ended: the hub let go of it, its client's socket is gone, or sending to it failed (a bug).
-Ending = Literal["closed", "lost", "failed"]
-Message = TypeVar("Message", Frame, Event)
-
-
-class StreamQuota:
-    """Live streams (WebSocket and MJPEG) per client address: one host cannot take every viewer slot."""
-
-    def __init__(self, per_client: int) -> None:
-        self.per_client = per_client
-        self._open: Counter[str] = Counter()
-
-    def full(self, address: str) -> bool:
-        return self._open[address] >= self.per_client
-
-    def take(self, address: str) -> None:
-        self._open[address] += 1
-
-    def give_back(self, address: str) -> None:
-        self._open[address] -= 1
-        if self._open[address] <= 0:
-            del self._open[address]
-
-    def refuse_if_full(self, address: str) -> None:
-        if self.full(address):
-            raise tornado.web.HTTPError(429, "too many live streams from your address (at most %d)", self.per_client)
-
-
-def websocket_header(opcode: int, length: int) -> bytes:
-    """The header of a whole (FIN), unmasked, uncompressed WebSocket frame, as a server sends it (RFC 6455 5.2)."""
-    if length < 126:
-        return struct.pack("!BB", 0x80 | opcode, length)
-    if length <= 0xFFFF:
-        return struct.pack("!BBH", 0x80 | opcode, 126, length)
-    return struct.pack("!BBQ", 0x80 | opcode, 127, length)
-
-
-def websocket_text(message: dict[str, Any]) -> bytes:
-    """A JSON message as a WebSocket text frame on the wire."""
-    data = json.dumps(message, allow_nan=False, separators=(",", ":")).encode()
-    return websocket_header(WS_TEXT, len(data)) + data
-
-
-def websocket_frame(frame: Frame) -> bytes:
-    """A frame's two WebSocket messages as one buffer: its JSON description, then its JPEG."""
-    description = websocket_text({"type": "frame", "camera": frame.camera, "seq": frame.seq, "ts": frame.ts,
-                                  "w": frame.width, "h": frame.height, "demo": frame.demo})
-    return description + websocket_header(WS_BINARY, len(frame.jpeg)) + frame.jpeg
-
-
-def websocket_event(event: Event) -> bytes:
-    return websocket_text({"type": "event", "event": event.body()})
-
-
-def mjpeg_part(frame: Frame) -> bytes:
-    """A frame as one part of the multipart MJPEG stream; Seq and Ts headers as on /snapshot.jpg."""
-    return (f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
-            f"X-Camserver-Seq: {frame.seq}\r\nX-Camserver-Ts: {frame.ts:.6f}\r\n\r\n").encode() + frame.jpeg + b"\r\n"
-
-
-def mjpeg_chunk(frame: Frame) -> bytes:
-    """The part as one HTTP/1.1 chunk, which is how an HTTP/1.1 response of unknown length is sent."""
-    part = mjpeg_part(frame)
-    return b"%x\r\n%b\r\n" % (len(part), part)
 
 
 def watch_argument(handler: tornado.web.RequestHandler, camera: str | None) -> set[str] | None:
@@ -131,144 +49,6 @@ def watch_argument(handler: tornado.web.RequestHandler, camera: str | None) -> s
         if camera is not None and name != camera:
             raise tornado.web.HTTPError(400, "this socket is for camera %r only, not %r", camera, name)
     return names
-
-
-def make_live(stream: tornado.iostream.IOStream) -> None:
-    """Tune a live view's socket for fresh frames: a frame's tail goes out without waiting for the client's
-    acknowledgement (TCP_NODELAY), and no more than UNSENT_BYTES wait in the kernel (where the platform can)."""
-    stream.set_nodelay(True)
-    option = getattr(socket, "TCP_NOTSENT_LOWAT", None)
-    if option is not None and stream.socket is not None:
-        with contextlib.suppress(OSError):
-            stream.socket.setsockopt(socket.IPPROTO_TCP, option, UNSENT_BYTES)
-
-
-class Shared(Generic[Message]):
-    """The wire bytes of the newest message of each camera, made on first use and then handed out.
-
-    Keyed by the message object itself (``is``), not by its value: the hub gives every viewer the
-    same object, and hashing or comparing a JPEG would cost what sharing saves.
-    """
-
-    def __init__(self, encode: Callable[[Message], bytes]) -> None:
-        self._encode = encode
-        self._made: dict[str, tuple[Message, bytes]] = {}
-
-    def __call__(self, message: Message) -> bytes:
-        made = self._made.get(message.camera)
-        if made is not None and made[0] is message:
-            return made[1]
-        data = self._encode(message)
-        if len(self._made) >= MAX_CAMERAS and message.camera not in self._made:
-            self._made.clear()  # made-up cameras come and go; the real ones fill it again at their next frame
-        self._made[message.camera] = (message, data)
-        return data
-
-
-class Wire:
-    """Every live route's shared encodings; one per application."""
-
-    def __init__(self) -> None:
-        self.websocket_frame = Shared(websocket_frame)
-        self.websocket_event = Shared(websocket_event)
-        self.mjpeg_chunk = Shared(mjpeg_chunk)
-        self.mjpeg_part = Shared(mjpeg_part)
-
-
-class StreamViewer:
-    """A viewer that writes to its client's socket itself, from within the hub's call.
-
-    At most one write is outstanding: while the socket still holds the last one, a newer frame
-    replaces the one of its camera waiting (newest wins, per camera: one camera's frames never push
-    out another's), as a newer status replaces the status waiting, and events queue (at most
-    EVENT_BACKLOG, oldest dropped); once the socket has taken it all, what waits goes out at once.
-    ``write`` hands bytes to the client's IOStream (raising when the socket is gone) and returns
-    the future of that write; ``end`` is told once why the viewer ended; ``wants_event``, when
-    given, picks the events worth sending.
-    """
-
-    def __init__(self, camera: str | None, write: Callable[[bytes], asyncio.Future[None]],
-                 frame_bytes: Callable[[Frame], bytes], event_bytes: Callable[[Event], bytes] | None,
-                 end: Callable[[Ending], None], wants_event: Callable[[Event], bool] | None = None) -> None:
-        self.camera = camera
-        self.wants_events = event_bytes is not None
-        self.closed = False
-        self._write, self._frame_bytes, self._event_bytes, self._end = write, frame_bytes, event_bytes, end
-        self._wants_event = wants_event
-        self._frames: dict[str, Frame] = {}
-        self._status: bytes | None = None
-        self._events: deque[bytes] = deque(maxlen=EVENT_BACKLOG)
-        self._in_flight = False
-
-    def offer_frame(self, frame: Frame) -> bool:
-        dropped = frame.camera in self._frames
-        self._frames[frame.camera] = frame
-        self._send()
-        return dropped
-
-    def offer_event(self, event: Event) -> None:
-        if self._event_bytes is None or self.closed or (self._wants_event is not None and not self._wants_event(event)):
-            return
-        try:
-            self._events.append(self._event_bytes(event))
-        except Exception:
-            self._finish("failed")
-            return
-        self._send()
-
-    def offer_status(self, message: bytes) -> None:
-        self._status = message
-        self._send()
-
-    def keep_frames(self, cameras: Container[str]) -> None:
-        """Drop the waiting frames of cameras not in ``cameras``: a tile paused gets no frame after the pause."""
-        for name in [name for name in self._frames if name not in cameras]:
-            del self._frames[name]
-
-    def close(self) -> None:
-        self._finish("closed")
-
-    def _send(self) -> None:
-        if self._in_flight or self.closed:
-            return
-        try:
-            written = None
-            for data in self._take():
-                written = self._write(data)
-        except (tornado.iostream.StreamClosedError, tornado.websocket.WebSocketClosedError):
-            self._finish("lost")
-            return
-        except Exception:
-            self._finish("failed")
-            return
-        if written is not None and not written.done():
-            self._in_flight = True
-            written.add_done_callback(self._drained)
-
-    def _take(self) -> list[bytes]:
-        """What waits, in the order it goes out: the status, the events, then each camera's newest frame."""
-        waiting = [] if self._status is None else [self._status]
-        waiting.extend(self._events)
-        waiting.extend(self._frame_bytes(frame) for frame in self._frames.values())
-        self._status = None
-        self._frames.clear()
-        self._events.clear()
-        return waiting
-
-    def _drained(self, written: asyncio.Future[None]) -> None:
-        self._in_flight = False
-        if written.exception() is None:
-            self._send()
-        else:
-            self._finish("lost")
-
-    def _finish(self, why: Ending) -> None:
-        if not self.closed:
-            self.closed = True
-            self._status = None
-            self._frames.clear()
-            self._events.clear()
-            self._end(why)
 
 
 class Snapshot(Guarded):

@@ -41,7 +41,8 @@ from prometheus_client.registry import Collector
 from pipeline.bus.sockets import Decoder
 from pipeline.record.library import Library
 from pipeline.web.base import Guarded, TooManyAttempts, Unauthorized, log
-from pipeline.web.hub import LATENCY_BUCKETS, CameraState, Hub
+from pipeline.web.camera_state import LATENCY_BUCKETS, CameraState
+from pipeline.web.hub import Hub
 
 # Every name here is a classic metric name, so the text is the 0.0.4 format every Prometheus reads
 # (prometheus_client's own CONTENT_TYPE_LATEST changed to 1.0.0 across its versions).
