@@ -1,53 +1,55 @@
 // camserver's page: the cameras' grid, one camera's live view and the recordings, over one WebSocket.
 // The URL says what is shown: /?camera=ID is that camera's page (its live view, and its recordings
 // at #recordings), / the grid of every camera, or the live view itself while there is only one.
-import { connect, on } from './connection.js';
-import { initGrid, setGridVisible } from './grid.js';
+import { cameras, connect, on } from './connection.js';
+import { initGrid } from './grid.js';
 import { initLatest, setLatestCamera, setLatestVisible } from './latest.js';
 import { initLive, setLiveCamera, setLiveVisible } from './live.js';
 import { closePlayer, initPlayer, openPlayerByName, PLAYER_HASH } from './player.js';
 import { initRecordings, setRecordingsCamera, setRecordingsVisible } from './recordings.js';
-import { cs } from './state.js';
 import { $, api, navigate, pageUrl, toast, toLogin } from './ui.js';
 
 const VIEWS = ['grid', 'live', 'recordings'];
 const scrollTops = { grid: 0, live: 0, recordings: 0 };
+let view = null; // the view on screen, also body[data-view] for the style sheet
+let selected = null; // ?camera= of the URL: the camera page open, if any
 
-function setView(view) {
-  if (cs.view === view && document.body.dataset.view === view) return;
-  if (document.body.dataset.view) scrollTops[cs.view] = window.scrollY;
-  cs.view = view;
-  document.body.dataset.view = view;
-  for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
-  for (const [tab, on] of [['tab-live', view !== 'recordings'], ['tab-recordings', view === 'recordings']]) {
+// A view that is not shown is hidden: the pictures in it stop playing by themselves.
+function setView(name) {
+  if (view === name) return;
+  if (view) scrollTops[view] = window.scrollY;
+  view = name;
+  document.body.dataset.view = name;
+  for (const other of VIEWS) $(`view-${other}`).hidden = other !== name;
+  for (const [tab, on] of [['tab-live', name !== 'recordings'], ['tab-recordings', name === 'recordings']]) {
     if (on) $(tab).setAttribute('aria-current', 'page');
     else $(tab).removeAttribute('aria-current');
   }
-  setGridVisible(view === 'grid');
-  setLiveVisible(view === 'live');
-  setLatestVisible(view === 'live');
-  setRecordingsVisible(view === 'recordings');
-  window.scrollTo(0, scrollTops[view]);
+  setLiveVisible(name === 'live');
+  setLatestVisible(name === 'live');
+  setRecordingsVisible(name === 'recordings');
+  window.scrollTo(0, scrollTops[name]);
 }
 
 // The views follow the URL and the cameras known: the grid only has a point with two cameras or more.
 function show() {
-  const single = cs.cameras.length === 1 ? cs.cameras[0] : null;
-  setLiveCamera(cs.selected ?? single);
-  setLatestCamera(cs.camera);
+  const list = cameras();
+  const camera = selected ?? (list.length === 1 ? list[0] : null);
+  setLiveCamera(camera);
+  setLatestCamera(camera);
   const recordings = PLAYER_HASH.test(location.hash) || location.hash === '#recordings';
-  setView(recordings ? 'recordings' : cs.selected || cs.cameras.length <= 1 ? 'live' : 'grid');
-  $('tab-live').href = pageUrl(cs.selected);
-  $('tab-recordings').href = pageUrl(cs.selected, '#recordings');
-  $('all-cameras').hidden = cs.cameras.length < 2;
-  document.title = cs.view === 'grid' ? 'camserver — cameras'
-    : cs.view === 'live' ? `camserver — ${cs.camera ?? 'live'}`
-    : `camserver — recordings${cs.recordingsCamera ? ` of ${cs.recordingsCamera}` : ''}`;
+  setView(recordings ? 'recordings' : selected || list.length <= 1 ? 'live' : 'grid');
+  $('tab-live').href = pageUrl(selected);
+  $('tab-recordings').href = pageUrl(selected, '#recordings');
+  $('all-cameras').hidden = list.length < 2;
+  document.title = view === 'grid' ? 'camserver — cameras'
+    : view === 'live' ? `camserver — ${camera ?? 'live'}`
+    : `camserver — recordings${selected ? ` of ${selected}` : ''}`;
 }
 
 function route() {
-  cs.selected = new URLSearchParams(location.search).get('camera') || null;
-  setRecordingsCamera(cs.selected);
+  selected = new URLSearchParams(location.search).get('camera') || null;
+  setRecordingsCamera(selected);
   show();
   const player = PLAYER_HASH.exec(location.hash);
   if (player) openPlayerByName(decodeURIComponent(player[1]));

@@ -1,8 +1,7 @@
 // The page's one WebSocket, kept open in every view so that events keep arriving; reconnects with backoff.
-// It brings every camera's status (once a second) and events, and the frames of the cameras that
-// something on screen shows (the live view, the grid's tiles in view): each says so with show(), and
-// the server is told at once, so a tile scrolled away or a hidden tab receives no frames at all.
-import { cs } from './state.js';
+// It brings every camera's status (once a second) and events, and the frames of the cameras that a
+// picture on screen plays (watch()): the server is told at once, so a tile scrolled away or a hidden
+// tab receives no frames at all.
 import { api } from './ui.js';
 
 const MIN_BACKOFF = 0.5;
@@ -10,7 +9,7 @@ const MAX_BACKOFF = 8;
 // A camera missing from the server's list stays this long: a restarting gateway lists none for a moment.
 const GONE_AFTER_MS = 15_000;
 
-const handlers = { change: [], open: [], frame: [], cameras: [], event: [] };
+const handlers = { change: [], open: [], cameras: [], event: [] };
 
 export function on(type, fn) {
   handlers[type].push(fn);
@@ -38,21 +37,42 @@ export const link = {
 
 let backoff = MIN_BACKOFF;
 let pendingMeta = null; // "frame" header waiting for its binary message
-const shown = new Map(); // camera -> the things on the page that show it now
+const watchers = new Map(); // camera -> the functions its frames go to: the pictures playing it
 let told = new Set(); // the cameras this socket sends the frames of
+let telling = false; // a tell() is due once the current task's changes are all made
+let hiddenFrames = 0; // frames brought while the tab was hidden: none, if every picture paused as it should
 const lastListed = new Map(); // camera -> epoch ms it was last in the server's list
+let known = []; // every camera the page knows, sorted
+let statuses = {}; // camera -> its status in the last "cameras" message
 
-// Whether `who` (the live view, a tile) shows `camera` now; the socket follows the union of them all.
-export function show(who, camera, on) {
-  let showing = shown.get(camera);
-  if (on) {
-    if (!showing) shown.set(camera, (showing = new Set()));
-    showing.add(who);
-  } else if (showing) {
-    showing.delete(who);
-    if (!showing.size) shown.delete(camera);
-  }
-  tell();
+// The cameras the page knows, sorted, and each one's status (online, fps, size, motion, viewers...).
+export const cameras = () => known;
+export const cameraStatus = (camera) => statuses[camera];
+// For the tests: what reached a hidden tab.
+export const framesWhileHidden = () => hiddenFrames;
+
+// `fn` gets each frame of `camera` until the function returned is called; the socket has the server
+// send the cameras that something watches, and no others.
+export function watch(camera, fn) {
+  if (!watchers.has(camera)) watchers.set(camera, new Set());
+  watchers.get(camera).add(fn);
+  tellSoon();
+  return () => {
+    const fns = watchers.get(camera);
+    if (!fns?.delete(fn)) return;
+    if (!fns.size) watchers.delete(camera);
+    tellSoon();
+  };
+}
+
+// Changes made together (tiles moved, the camera page switching cameras) net out before anything is sent.
+function tellSoon() {
+  if (telling) return;
+  telling = true;
+  queueMicrotask(() => {
+    telling = false;
+    tell();
+  });
 }
 
 // One message per camera that changed, so that no message grows with the number of cameras.
@@ -60,26 +80,25 @@ function tell() {
   const sock = link.socket;
   if (sock?.readyState !== WebSocket.OPEN) return;
   for (const camera of [...told]) {
-    if (shown.has(camera)) continue;
+    if (watchers.has(camera)) continue;
     sock.send(JSON.stringify({ type: 'unwatch', camera }));
     told.delete(camera);
   }
-  for (const camera of shown.keys()) {
+  for (const camera of watchers.keys()) {
     if (told.has(camera)) continue;
     sock.send(JSON.stringify({ type: 'watch', camera }));
     told.add(camera);
   }
-  cs.watching = [...told].sort();
 }
 
-function onCameras(cameras) {
+function onCameras(listed) {
   const now = Date.now();
-  for (const name of Object.keys(cameras)) lastListed.set(name, now);
+  for (const name of Object.keys(listed)) lastListed.set(name, now);
   for (const [name, at] of lastListed) if (now - at > GONE_AFTER_MS) lastListed.delete(name);
-  cs.info = cameras;
+  statuses = listed;
   const list = [...lastListed.keys()].sort();
-  const changed = list.join('\n') !== cs.cameras.join('\n');
-  cs.cameras = list;
+  const changed = list.join('\n') !== known.join('\n');
+  known = list;
   emit('cameras', changed);
 }
 
@@ -89,10 +108,17 @@ function onMessage(ev) {
     pendingMeta = null;
     const camera = meta?.camera;
     if (typeof camera !== 'string') return;
-    cs.received[camera] = (cs.received[camera] ?? 0) + 1;
-    if (document.hidden) cs.hiddenFrames += 1;
-    // A frame the server had sent before it was told to stop: nothing shows that camera any more.
-    if (shown.has(camera)) emit('frame', { camera, data: ev.data, meta, at: Date.now() });
+    if (document.hidden) hiddenFrames += 1;
+    // One frame for all its watchers: the first to show it makes the Blob, the others share it.
+    // None, for a frame the server had sent before it was told to stop.
+    const frame = { camera, data: ev.data, meta, at: Date.now() };
+    for (const fn of watchers.get(camera) ?? []) {
+      try {
+        fn(frame);
+      } catch (err) {
+        console.error(err);
+      }
+    }
     return;
   }
   let msg;
@@ -110,11 +136,10 @@ function onMessage(ev) {
 export function connect() {
   link.retryAt = 0;
   pendingMeta = null;
-  told = new Set(shown.keys());
-  cs.watching = [...told].sort();
-  const watch = [...told].map(encodeURIComponent).join(',');
+  told = new Set(watchers.keys());
+  const watching = [...told].map(encodeURIComponent).join(',');
   const sock = (link.socket = new WebSocket(
-    `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/webcam?watch=${watch}`));
+    `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/webcam?watch=${watching}`));
   sock.binaryType = 'arraybuffer';
   let opened = false;
   sock.onopen = () => {

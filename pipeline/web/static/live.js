@@ -1,11 +1,10 @@
-// The live view of one camera: its picture, motion badge and boxes, snapshot, full screen.
-// It asks the socket for its camera's frames only while it is on screen and the tab is visible.
-import { link, on, show } from './connection.js';
-import { Picture } from './picture.js';
-import { cs } from './state.js';
+// The camera page's live view: around its <camera-picture>, the status line, the motion badge and
+// boxes, snapshot and full screen. The picture itself plays only while on screen in a visible tab.
+import './camera-picture.js';
+import { cameras, cameraStatus, link, on } from './connection.js';
 import { $, download, fileStamp, setText, toast, withCamera } from './ui.js';
 
-const img = $('live');
+const picture = $('live');
 const stage = $('stage');
 const canvas = $('boxes');
 const ctx = canvas.getContext('2d');
@@ -19,100 +18,82 @@ const BOX_COLOR = 'rgb(248 81 73 / 0.8)';
 const BOX_LINE_PX = 2;
 const MOTION_LABELS = { recording: '● Recording', idle: 'Idle', none: 'No detector' };
 
-let lastFrameAt = 0; // epoch ms when the last JPEG of the camera arrived on this connection
-let watched = null; // the camera whose frames the live view asked for; null while it is off screen
-let watchedAt = 0; // epoch ms it asked
+let camera = null; // the camera shown; null: none yet
+let visible = true; // the live view is the view on screen: its keys work
+let lastFrameAt = 0; // epoch ms when the last frame shown arrived on this connection
+let playingSince = 0; // epoch ms the picture last started asking for frames
+let aspect = ''; // of the frames shown since the camera was set
+
+// The camera, from its frames and its line in the socket's status of every camera.
+let online = null;
+let cameraW = null;
+let cameraH = null;
+let fps = null;
+let demo = false;
+let viewers = null;
+let latencyMs = null;
 
 // Motion state of the shown camera, fed by the detector's events.
 let motionCamera = null; // camera the state below belongs to
 let motionOpen = false;
 let lastDeltaAt = 0; // epoch ms of the last delta event; 0 = none yet
+let boxes = [];
 let boxesAt = 0;
 let noteUntil = 0;
-// Size of the last decoded frame: img.naturalWidth reads 0 while the next one loads.
-let pictureW = 0;
-let pictureH = 0;
 
-// Frames go to the screen only while the live view is: otherwise the socket is not even sent them.
-let visible = true;
-const picture = new Picture(img, decoded);
-
-function decoded(frame) {
+function onShown(e) {
+  const frame = e.detail;
   // The first frame, or a new resolution, moves the displayed picture; nothing else does.
-  if (img.naturalWidth !== pictureW || img.naturalHeight !== pictureH) {
-    pictureW = img.naturalWidth;
-    pictureH = img.naturalHeight;
-    stage.style.setProperty('--aspect', `${pictureW} / ${pictureH}`);
+  const size = `${picture.naturalWidth} / ${picture.naturalHeight}`;
+  if (size !== aspect) {
+    aspect = size;
+    stage.style.setProperty('--aspect', size);
     drawBoxes();
   }
-  cs.frames += 1;
+  lastFrameAt = frame.at;
   const m = frame.meta;
   if (m) {
-    cs.lastSeq = m.seq ?? cs.lastSeq;
-    cs.width = m.w ?? cs.width;
-    cs.height = m.h ?? cs.height;
-    if (typeof m.demo === 'boolean') cs.demo = m.demo;
+    cameraW = m.w ?? cameraW;
+    cameraH = m.h ?? cameraH;
+    if (typeof m.demo === 'boolean') demo = m.demo;
+    if (typeof m.ts === 'number') {
+      const sample = frame.at - m.ts * 1000;
+      latencyMs = latencyMs == null ? sample : latencyMs + LATENCY_SMOOTHING * (sample - latencyMs);
+    }
   }
   update();
 }
 
-function onFrame(frame) {
-  if (frame.camera !== cs.camera || watched !== cs.camera) return;
-  lastFrameAt = frame.at;
-  const meta = frame.meta;
-  if (meta && typeof meta.ts === 'number') {
-    const sample = frame.at - meta.ts * 1000;
-    cs.latencyMs = cs.latencyMs == null ? sample : cs.latencyMs + LATENCY_SMOOTHING * (sample - cs.latencyMs);
-  }
-  picture.push(frame);
-}
-
-// The camera's line in the socket's status of every camera.
 function onCameras() {
-  const info = cs.camera ? cs.info[cs.camera] : null;
-  cs.online = info ? info.online === true : null;
+  const info = camera ? cameraStatus(camera) : null;
+  online = info ? info.online === true : null;
   if (info) {
-    cs.width = info.w ?? cs.width;
-    cs.height = info.h ?? cs.height;
-    cs.fps = typeof info.fps === 'number' ? info.fps : null;
-    cs.demo = info.demo === true;
-    cs.viewers = info.viewers ?? null;
+    cameraW = info.w ?? cameraW;
+    cameraH = info.h ?? cameraH;
+    fps = typeof info.fps === 'number' ? info.fps : null;
+    demo = info.demo === true;
+    viewers = info.viewers ?? null;
   }
   update();
 }
 
 // Which camera the live view shows (null: none yet); everything of the previous one goes.
-export function setLiveCamera(camera) {
-  if (camera === cs.camera) return;
-  cs.camera = camera;
-  picture.clear();
-  pictureW = pictureH = 0;
+export function setLiveCamera(name) {
+  if (name === camera) return;
+  camera = name;
+  picture.camera = name;
+  aspect = '';
   lastFrameAt = 0;
-  cs.lastSeq = null;
-  cs.latencyMs = null;
-  cs.width = cs.height = cs.fps = cs.viewers = null;
-  cs.demo = false;
-  $('stream-link').href = withCamera('/stream.mjpg', camera);
-  syncWatch();
+  latencyMs = null;
+  cameraW = cameraH = fps = viewers = null;
+  demo = false;
+  $('stream-link').href = withCamera('/stream.mjpg', name);
   onCameras();
   drawBoxes();
 }
 
-function syncWatch() {
-  const wanted = visible && !document.hidden ? cs.camera : null;
-  if (wanted === watched) return;
-  if (watched) show('live', watched, false);
-  watched = wanted;
-  if (wanted) {
-    watchedAt = Date.now();
-    show('live', wanted, true);
-  }
-  update();
-}
-
 function onEvent(body) {
-  cs.events += 1;
-  if (body.camera == null || body.camera !== cs.camera) return;
+  if (body.camera == null || body.camera !== camera) return;
   syncMotionCamera();
   const now = Date.now();
   if (body.type === 'delta') {
@@ -137,25 +118,27 @@ function isBox(b) {
 
 // Another camera's episode and boxes say nothing about the one now shown.
 function syncMotionCamera() {
-  if (motionCamera === cs.camera) return;
-  motionCamera = cs.camera;
+  if (motionCamera === camera) return;
+  motionCamera = camera;
   motionOpen = false;
   lastDeltaAt = 0;
   noteUntil = 0;
-  if (cs.boxes.length) setBoxes([], 0);
+  if (boxes.length) setBoxes([], 0);
 }
 
-function setBoxes(boxes, now) {
+function setBoxes(seen, now) {
   boxesAt = now;
-  if (boxes.length === 0 && cs.boxes.length === 0) return;
-  cs.boxes = boxes;
+  if (seen.length === 0 && boxes.length === 0) return;
+  boxes = seen;
   drawBoxes();
 }
 
-// Where the picture really is: object-fit: contain letterboxes it inside the <img> box.
+// Where the picture really is: object-fit: contain letterboxes it inside the <camera-picture> box.
 function pictureRect() {
+  const pictureW = picture.naturalWidth;
+  const pictureH = picture.naturalHeight;
   if (!pictureW || !pictureH) return null;
-  const box = img.getBoundingClientRect();
+  const box = picture.getBoundingClientRect();
   if (!box.width || !box.height) return null;
   const scale = Math.min(box.width / pictureW, box.height / pictureH);
   const w = pictureW * scale;
@@ -191,14 +174,14 @@ function drawBoxes() {
     ctx.clearRect(0, 0, width, height);
   }
   canvas.hidden = false;
-  if (!cs.boxes.length || !cs.width || !cs.height) return;
-  const kx = width / cs.width;
-  const ky = height / cs.height;
+  if (!boxes.length || !cameraW || !cameraH) return;
+  const kx = width / cameraW;
+  const ky = height / cameraH;
   const line = Math.max(1, Math.round(BOX_LINE_PX * dpr));
   ctx.lineWidth = line;
   ctx.strokeStyle = BOX_COLOR;
   ctx.beginPath();
-  for (const [x, y, w, h] of cs.boxes) {
+  for (const [x, y, w, h] of boxes) {
     const x0 = Math.round(x * kx);
     const y0 = Math.round(y * ky);
     const x1 = Math.round((x + w) * kx);
@@ -213,16 +196,15 @@ function drawBoxes() {
 function computeState() {
   if (!link.isOpen) return link.retryAt ? 'reconnecting' : 'connecting';
   const waited = Date.now() - link.openedAt > STALE_MS;
-  if (!cs.camera) return Object.values(cs.info).some((c) => c?.online) ? 'live' : waited ? 'offline' : 'connecting';
-  if (cs.online === false) return 'offline';
-  if (watched !== cs.camera) return cs.online ? 'live' : waited ? 'offline' : 'connecting';
-  if (Date.now() - Math.max(lastFrameAt, watchedAt, link.openedAt) > STALE_MS) return 'offline';
+  if (!camera) return cameras().some((c) => cameraStatus(c)?.online) ? 'live' : waited ? 'offline' : 'connecting';
+  if (online === false) return 'offline';
+  if (!picture.playing) return online ? 'live' : waited ? 'offline' : 'connecting';
+  if (Date.now() - Math.max(lastFrameAt, playingSince, link.openedAt) > STALE_MS) return 'offline';
   return lastFrameAt ? 'live' : 'connecting';
 }
 
 function update() {
   const state = computeState();
-  cs.state = state;
   if (document.body.dataset.state !== state) document.body.dataset.state = state;
   const secs = Math.max(1, Math.ceil((link.retryAt - Date.now()) / 1000));
   const labels = {
@@ -232,14 +214,14 @@ function update() {
     reconnecting: `reconnecting in ${secs}s`,
   };
   setText($('state'), labels[state]);
-  setText($('camera-name'), cs.camera ?? '—');
-  setText($('resolution'), cs.width && cs.height ? `${cs.width}×${cs.height}` : '—');
-  setText($('fps'), cs.fps == null ? '—' : cs.fps.toFixed(1));
-  setText($('latency'), cs.latencyMs == null ? '—' : `${Math.round(cs.latencyMs)} ms`);
-  setText($('viewers'), cs.viewers == null ? '—' : String(cs.viewers));
-  $('demo-badge').hidden = !cs.demo;
+  setText($('camera-name'), camera ?? '—');
+  setText($('resolution'), cameraW && cameraH ? `${cameraW}×${cameraH}` : '—');
+  setText($('fps'), fps == null ? '—' : fps.toFixed(1));
+  setText($('latency'), latencyMs == null ? '—' : `${Math.round(latencyMs)} ms`);
+  setText($('viewers'), viewers == null ? '—' : String(viewers));
+  $('demo-badge').hidden = !demo;
   $('placeholder').hidden = !!picture.frame;
-  setText($('placeholder'), cs.camera && cs.online === false ? `Camera ${cs.camera} is offline.` : 'Waiting for video…');
+  setText($('placeholder'), camera && online === false ? `Camera ${camera} is offline.` : 'Waiting for video…');
   $('snapshot-button').disabled = !picture.frame;
   updateMotion();
 }
@@ -247,9 +229,8 @@ function update() {
 function updateMotion() {
   syncMotionCamera();
   const now = Date.now();
-  if (cs.boxes.length && now - boxesAt > BOXES_TTL_MS) setBoxes([], now);
+  if (boxes.length && now - boxesAt > BOXES_TTL_MS) setBoxes([], now);
   const motion = !lastDeltaAt || now - lastDeltaAt > DETECTOR_TTL_MS ? 'none' : motionOpen ? 'recording' : 'idle';
-  cs.motion = motion;
   const badge = $('motion-badge');
   if (badge.dataset.motion !== motion) badge.dataset.motion = motion;
   setText(badge, MOTION_LABELS[motion]);
@@ -265,9 +246,8 @@ function snapshot() {
     return;
   }
   const ts = typeof shown.meta?.ts === 'number' ? shown.meta.ts * 1000 : Date.now();
-  const camera = shown.camera ?? cs.camera ?? 'camera';
   const url = URL.createObjectURL(shown.blob);
-  download(url, `${camera}_${fileStamp(new Date(ts))}.jpg`);
+  download(url, `${shown.camera ?? camera ?? 'camera'}_${fileStamp(new Date(ts))}.jpg`);
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
   flash();
 }
@@ -323,18 +303,22 @@ function fullscreenChanged() {
 export function setLiveVisible(on) {
   visible = on;
   if (!on && document.body.classList.contains('covering')) setCovering(false);
-  syncWatch();
   if (on) requestAnimationFrame(drawBoxes);
 }
 
 export function initLive() {
-  on('frame', onFrame);
+  picture.addEventListener('frame', onShown);
+  picture.addEventListener('play', () => {
+    playingSince = Date.now();
+    update();
+  });
+  picture.addEventListener('pause', update);
   on('cameras', onCameras);
   on('event', onEvent);
   on('change', update);
   on('open', () => {
     lastFrameAt = 0;
-    watchedAt = Date.now();
+    playingSince = Date.now();
   });
   $('snapshot-button').addEventListener('click', snapshot);
   fsButton.addEventListener('click', () => toggleFullscreen().catch(() => setCovering(true)));
@@ -346,11 +330,10 @@ export function initLive() {
     else if (e.key === 'f' || e.key === 'F') toggleFullscreen().catch(() => setCovering(true));
     else if (e.key === 's' || e.key === 'S') snapshot();
   });
-  document.addEventListener('visibilitychange', syncWatch);
   // Staleness, the reconnect countdown and the motion timeouts change without any message arriving.
   setInterval(update, 250);
   // Window resizes, the status line wrapping and zoom (devicePixelRatio) all move the picture.
-  new ResizeObserver(drawBoxes).observe(img);
+  new ResizeObserver(drawBoxes).observe(picture);
   window.addEventListener('resize', drawBoxes);
   fullscreenChanged();
   update();

@@ -1,6 +1,5 @@
 // The player dialog: one recording, with newer/older navigation, download and delete.
 // Its URL is #recordings/<name>, so a recording can be linked to and the Back button closes it.
-import { cs } from './state.js';
 import {
   $, api, fileStamp, formatDuration, formatSize, releaseToasts, setText, startOf, toast, when, withCamera,
 } from './ui.js';
@@ -15,7 +14,10 @@ const next = $('player-next');
 const downloadLink = $('player-download');
 const del = $('player-delete');
 
-let source = { items: () => [], hasMore: () => false, loadMore: () => Promise.resolve(), remove: () => {} };
+// The recordings list: its items in order, paging, removal, and the camera it is kept to (null: all).
+let source = {
+  items: () => [], hasMore: () => false, loadMore: () => Promise.resolve(), remove: () => {}, camera: () => null,
+};
 let current = null;
 let pushed = false; // the history entry of the open player is ours: closing goes back over it
 let busy = false;
@@ -28,12 +30,12 @@ export function playerSource(s) {
 
 // A recording's API URL; on a camera's page the server checks that the recording is that camera's.
 function recordingUrl(name) {
-  return withCamera(`/api/recordings/${encodeURIComponent(name)}`, cs.recordingsCamera);
+  return withCamera(`/api/recordings/${encodeURIComponent(name)}`, source.camera());
 }
 
 function show(rec) {
   current = rec;
-  cs.player = rec.name;
+  dialog.dataset.recording = rec.name;
   setText(title, when(rec));
   setText(meta, [formatDuration(rec.duration), rec.size ? formatSize(rec.size) : null, rec.camera]
     .filter(Boolean).join(' · '));
@@ -92,7 +94,7 @@ function onClose() {
   video.removeAttribute('poster');
   video.load();
   current = null;
-  cs.player = null;
+  delete dialog.dataset.recording;
   if (PLAYER_HASH.test(location.hash)) {
     if (pushed) history.back();
     else history.replaceState(null, '', '#recordings');

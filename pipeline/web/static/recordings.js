@@ -1,8 +1,7 @@
 // The recordings view: newest first, a page at a time as the list scrolls, filter by day and by
 // camera, new recordings of every camera added live from the recorder's events.
-import { on } from './connection.js';
+import { cameras, on } from './connection.js';
 import { listChanged, openPlayer, playerSource } from './player.js';
-import { cs } from './state.js';
 import {
   $, api, formatDuration, formatSize, isoDay, navigate, pageUrl, setText, startOf, thumbnail, toast, when, withCamera,
 } from './ui.js';
@@ -60,11 +59,6 @@ function card(rec) {
   return li;
 }
 
-function published() {
-  cs.recordings = items.map((r) => r.name);
-  listChanged();
-}
-
 function append(recs) {
   const fragment = document.createDocumentFragment();
   for (const rec of recs) {
@@ -75,7 +69,7 @@ function append(recs) {
     fragment.append(li);
   }
   list.append(fragment);
-  published();
+  listChanged();
 }
 
 // A recording saved while the page is open goes where its name sorts, normally the top.
@@ -92,7 +86,7 @@ function insert(rec) {
   cards.set(rec.name, li);
   list.insertBefore(li, cards.get(items[at]?.name) ?? null);
   items.splice(at, 0, rec);
-  published();
+  listChanged();
   render();
   return true;
 }
@@ -103,7 +97,7 @@ export function removeRecording(name) {
   cards.delete(name);
   items = items.filter((r) => r.name !== name);
   li.remove();
-  published();
+  listChanged();
   render();
 }
 
@@ -187,7 +181,7 @@ function reset() {
   failed = false;
   loading = null;
   started = true;
-  published();
+  listChanged();
   render();
   recheck();
 }
@@ -255,7 +249,7 @@ async function catchUp() {
 
 // The camera filter offers every camera the page knows, and the one asked for even if it does not know it.
 function updateCameras() {
-  const names = [...new Set([...cs.cameras, ...(camera ? [camera] : [])])].sort();
+  const names = [...new Set([...cameras(), ...(camera ? [camera] : [])])].sort();
   const wanted = ['', ...names];
   const have = [...cameraSelect.options].map((o) => o.value);
   if (wanted.join('\n') !== have.join('\n')) {
@@ -270,7 +264,6 @@ export function setRecordingsCamera(name) {
   updateCameras();
   if (name === camera) return;
   camera = name;
-  cs.recordingsCamera = name;
   unseen = 0;
   newCount.hidden = true;
   updateCameras();
@@ -296,6 +289,7 @@ export function initRecordings() {
     hasMore: () => !done && !failed,
     loadMore: () => loadMore() ?? Promise.resolve(),
     remove: removeRecording,
+    camera: () => camera,
   });
   on('event', (event) => {
     if (event.type === 'recording_saved' && typeof event.name === 'string') onSaved(event);
