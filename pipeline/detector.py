@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import zmq
 
 from pipeline.bus import curve
 from pipeline.bus.sockets import EVENT_HWM, FRAME_HWM, Decoder, Heartbeats, publisher, receive, subscriber
-from pipeline.config.options import MAX_CAMERAS, Config
+from pipeline.config.options import Config
 from pipeline.motion.camera import CameraDetector, motion_settings
 from pipeline.protocol import Event, Frame, frame_topic
+from pipeline.stage.cameras import Cameras
 from pipeline.stage.lifecycle import POLL_MS, main
-from pipeline.stage.ratelog import RateLimitedLog
 
 OPTIONS = ("frames", "events", "threshold", "pixel_threshold", "noise_tune", "min_area", "lightswitch_percent",
            "local_light", "shake", "stable_frames", "min_motion_frames", "mask", "log_level", "log_time", "curve_keys",
@@ -37,8 +36,7 @@ log = logging.getLogger("camserver.detector")
 def run(cfg: Config, stop: threading.Event) -> int:
     defaults = motion_settings(cfg)  # for a camera the config file does not name: learned from the stream
     settings = {camera: motion_settings(own) for camera, own in cfg.cameras.items()}
-    cameras: dict[str, CameraDetector] = {}
-    heard: dict[str, float] = {}
+    cameras = Cameras(lambda camera: CameraDetector(camera, settings.get(camera, defaults)), SILENT_AFTER_S, log)
     keys = curve.bus_curve(cfg.curve_keys, cfg.insecure_bus, binds=cfg.events, connects=cfg.frames)
     with (
         zmq.Context() as ctx,
@@ -55,7 +53,7 @@ def run(cfg: Config, stop: threading.Event) -> int:
                 if event.type != "delta":  # at DEBUG: the logger stage prints every event once
                     log.debug("%s %s at frame %d", event.camera, event.type, event.seq)
 
-        decoder, notes = Decoder(log), RateLimitedLog(log)
+        decoder = Decoder(log)
         analysed = [0]  # frames handed to a camera's detector; sent with the heartbeat for /metrics
         heartbeats = Heartbeats("detector", events,
                                 lambda: {"frames_analysed": analysed[0], "malformed": decoder.malformed})
@@ -64,22 +62,16 @@ def run(cfg: Config, stop: threading.Event) -> int:
             for message in receive(frames, POLL_MS, decoder):
                 if not isinstance(message, Frame):
                     continue
-                detector = cameras.get(message.camera)
+                detector = cameras.of(message.camera)
                 if detector is None:
-                    if len(cameras) >= MAX_CAMERAS:
-                        notes.warning("cameras", "ignoring frames of camera %s: already detecting in %d cameras",
-                                      message.camera, len(cameras))
-                        continue
-                    detector = cameras[message.camera] = CameraDetector(
-                        message.camera, settings.get(message.camera, defaults))
-                heard[message.camera] = time.monotonic()
+                    continue
+                cameras.heard(message.camera)
                 analysed[0] += 1
                 for event in detector.process(message):
                     publish(event)
-            for camera in [c for c, at in heard.items() if time.monotonic() - at > SILENT_AFTER_S]:
-                publish(cameras.pop(camera).close("camera silent"))
-                del heard[camera]
-        for detector in cameras.values():
+            for silent in cameras.silent():
+                publish(silent.close("camera silent"))
+        for detector in cameras:
             publish(detector.close("detector stopped"))
         events.setsockopt(zmq.LINGER, FINAL_LINGER_MS)
     return 0

@@ -17,12 +17,12 @@ import zmq
 
 from pipeline.bus import curve
 from pipeline.bus.sockets import EVENT_HWM, Decoder, Heartbeats, publisher, receive, subscriber
-from pipeline.config.options import MAX_CAMERAS, Config
+from pipeline.config.options import Config
 from pipeline.protocol import Event, Frame, event_topic, frame_topic
 from pipeline.record.episode import CameraRecorder, saved_data
 from pipeline.record.library import Library
+from pipeline.stage.cameras import Cameras
 from pipeline.stage.lifecycle import POLL_MS, main
-from pipeline.stage.ratelog import RateLimitedLog
 
 OPTIONS = ("frames", "events", "recorder_events", "recordings", "pre_seconds", "post_seconds",
            "max_recording_seconds", "max_disk", "max_age", "log_level", "log_time", "curve_keys", "insecure_bus")
@@ -39,8 +39,12 @@ log = logging.getLogger("camserver.recorder")
 
 def run(cfg: Config, stop: threading.Event) -> int:
     library = Library(cfg.recordings)
-    cameras: dict[str, CameraRecorder] = {}
-    heard: dict[str, float] = {}
+
+    def recorder_of(camera: str) -> CameraRecorder:
+        own = cfg.cameras.get(camera, cfg)  # its table in the config file, if it has one
+        return CameraRecorder(camera, library, own.pre_seconds, own.post_seconds, own.max_recording_seconds)
+
+    cameras = Cameras(recorder_of, FORGET_AFTER_S, log)
     endpoints = (*cfg.frames, *cfg.events)
     keys = curve.bus_curve(cfg.curve_keys, cfg.insecure_bus, binds=cfg.recorder_events, connects=endpoints)
     with (
@@ -55,39 +59,31 @@ def run(cfg: Config, stop: threading.Event) -> int:
         log.info("recording to %s from frames %s and events %s (pre %g s, post %g s)", cfg.recordings,
                  ",".join(cfg.frames), ",".join(cfg.events), cfg.pre_seconds, cfg.post_seconds)
         next_retention = next_status = 0.0
-        decoder, notes = Decoder(log), RateLimitedLog(log)
+        decoder = Decoder(log)
         received = [0]  # frames taken off the bus; sent with the heartbeat for /metrics
         heartbeats = Heartbeats("recorder", events,
                                 lambda: {"frames_received": received[0], "malformed": decoder.malformed})
         while not stop.is_set():
             heartbeats.tick()
             published: list[Event] = []
-            wait_ms = 0 if any(recorder.behind for recorder in cameras.values()) else POLL_MS
+            wait_ms = 0 if any(recorder.behind for recorder in cameras) else POLL_MS
             for message in receive(sock, wait_ms, decoder):
-                recorder = cameras.get(message.camera)
+                recorder = cameras.of(message.camera)
                 if recorder is None:
-                    if len(cameras) >= MAX_CAMERAS:
-                        notes.warning("cameras", "ignoring camera %s: already recording %d cameras", message.camera,
-                                      len(cameras))
-                        continue
-                    own = cfg.cameras.get(message.camera, cfg)  # its table in the config file, if it has one
-                    recorder = cameras[message.camera] = CameraRecorder(
-                        message.camera, library, own.pre_seconds, own.post_seconds, own.max_recording_seconds)
-                    heard[message.camera] = time.monotonic()
+                    continue
                 if isinstance(message, Frame):
                     received[0] += 1
-                    heard[message.camera] = time.monotonic()
+                    cameras.heard(message.camera)
                     published += recorder.on_frame(message)
                 else:
                     published += recorder.on_event(message)
-            for recorder in cameras.values():
+            for recorder in cameras:
                 published += recorder.catch_up()
                 published += recorder.tick()
-            for camera in [c for c, at in heard.items() if time.monotonic() - at > FORGET_AFTER_S]:
-                published += cameras.pop(camera).stop()
-                del heard[camera]
+            for silent in cameras.silent():
+                published += silent.stop()
             if time.monotonic() >= next_status:
-                published += [e for e in (r.status() for r in cameras.values()) if e is not None]
+                published += [e for e in (r.status() for r in cameras) if e is not None]
                 next_status = time.monotonic() + STATUS_EVERY_S
             for event in published:
                 events.send_multipart(event.encode())
@@ -95,7 +91,7 @@ def run(cfg: Config, stop: threading.Event) -> int:
             if (saved or time.monotonic() >= next_retention) and (cfg.max_disk or cfg.max_age):
                 library.enforce(cfg.max_disk, cfg.max_age)
                 next_retention = time.monotonic() + RETENTION_EVERY_S
-        for recorder in cameras.values():
+        for recorder in cameras:
             for event in recorder.stop():
                 events.send_multipart(event.encode())
         events.setsockopt(zmq.LINGER, 500)
