@@ -37,7 +37,7 @@ from pipeline.protocol import Event, Frame
 
 # The clips live with the tests, which are not installed: the repository goes on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.clips import CLIPS, FPS, Clip, H, W
+from tests.support.clips import CLIPS, FPS, Clip, H, W
 
 QUALITY = 80
 MAX_START_LAG = 3

@@ -16,11 +16,11 @@ from selenium import webdriver
 from selenium.webdriver.support.ui import Select
 
 from pipeline.record.library import Library
-from tests.conftest import Ports, Stage, free_port, wait_for
-from tests.test_api import request
-from tests.test_browser import ARTIFACTS, browser, page_state  # noqa: F401  (browser is a fixture)
-from tests.test_live import gateway_listening
-from tests.test_webapp import displayed, js, listed
+from tests.support.browser import ARTIFACTS, displayed, js, listed, page_state
+from tests.support.ports import Ports, free_port
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import gateway_listening, request
 
 
 def start_cameras(start_stage: Callable[..., Stage], endpoints: dict[str, str], fps: int = 5) -> None:
@@ -67,7 +67,7 @@ def on_screen(driver: webdriver.Chrome) -> dict[str, int]:
 
 
 def test_tiles_play_on_screen_and_pause_off_screen_and_in_a_hidden_tab(
-    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports  # noqa: F811
+    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports
 ) -> None:
     endpoints = {camera: f"tcp://127.0.0.1:{free_port()}" for camera in "abcd"}
     start_stage("gateway", "--frames", ",".join(endpoints.values()))
@@ -145,7 +145,7 @@ def test_tiles_play_on_screen_and_pause_off_screen_and_in_a_hidden_tab(
 
 
 def test_recordings_of_every_camera_arrive_live_and_filter_by_camera(
-    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports  # noqa: F811
+    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports
 ) -> None:
     endpoints = {camera: f"tcp://127.0.0.1:{free_port()}" for camera in "ab"}
     frames = {"CAMSERVER_FRAMES": ",".join(endpoints.values())}

@@ -22,10 +22,21 @@ from selenium import webdriver
 from pipeline.record.library import Library, recording_name
 from pipeline.record.mp4 import Mp4Writer
 from pipeline.video.demo import DemoScene
-from tests.conftest import Ports, Stage, free_port, wait_for
-from tests.test_browser import ARTIFACTS, browser, chromium, page_state, scripts_ran  # noqa: F401  (a fixture)
-from tests.test_live import gateway_listening, gateway_up
-from tests.test_webapp import _alert, displayed, js, listed, video
+from tests.support.browser import (
+    ARTIFACTS,
+    alert_showing,
+    chromium,
+    displayed,
+    js,
+    listed,
+    page_state,
+    scripts_ran,
+    video,
+)
+from tests.support.ports import Ports, free_port
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import gateway_listening, gateway_up
 
 PASSWORD = "correct horse battery staple"
 USER = "admin"
@@ -140,7 +151,7 @@ def attacker_port(tmp_path: Path) -> Iterator[int]:
         proc.wait(5)
 
 
-def test_a_session_from_login_to_logout(browser: webdriver.Chrome, start_stage: Callable[..., Stage],  # noqa: F811
+def test_a_session_from_login_to_logout(browser: webdriver.Chrome, start_stage: Callable[..., Stage],
                                         ports: Ports) -> None:
     """Everything a person does behind the login works, and nothing works after logging out."""
     name = make_recording(ports.recordings)
@@ -183,7 +194,7 @@ def test_a_session_from_login_to_logout(browser: webdriver.Chrome, start_stage: 
     assert video(browser, "error") is None
     wait_for(lambda: video(browser, "currentTime") > 0.5, 10, "playback to advance")
     browser.find_element("id", "player-delete").click()
-    wait_for(lambda: _alert(browser), 5, "the confirmation")
+    wait_for(lambda: alert_showing(browser), 5, "the confirmation")
     browser.switch_to.alert.accept()
     wait_for(lambda: listed(browser) == [] and page_state(browser)["player"] is None, 5, "the entry to go")
     assert files_of(ports.recordings, name) == []
@@ -227,7 +238,7 @@ def test_dns_rebinding_page_is_refused_until_its_name_is_allowed(
 
 
 def test_cross_site_pages_can_neither_log_in_nor_delete(
-    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports, attacker_port: int  # noqa: F811
+    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports, attacker_port: int
 ) -> None:
     """Another site (localhost:N) and another port of the same host (same-site, so SameSite cookies
     go along and it can read the XSRF cookie) both fail; only the Origin check stops the second's forms."""

@@ -17,34 +17,19 @@ from selenium.webdriver.common.keys import Keys
 from pipeline.record.library import Library, recording_name
 from pipeline.record.mp4 import Mp4Writer
 from pipeline.video.demo import DemoScene
-from tests.conftest import Ports, Stage, wait_for
-from tests.test_browser import ARTIFACTS, browser, page_state  # noqa: F401  (browser is a fixture)
-from tests.test_live import gateway_listening, gateway_up
+from tests.support.browser import ARTIFACTS, alert_showing, displayed, js, listed, page_state, video
+from tests.support.ports import Ports
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import gateway_listening, gateway_up
 
 # A zone other than the machine's (often UTC): the day filter must use the viewer's local midnight.
 ZONE = "America/New_York"
 PAGE = 24
 
 
-def js(driver: webdriver.Chrome, expr: str) -> object:
-    return driver.execute_script(f"return {expr}")
-
-
-def video(driver: webdriver.Chrome, prop: str) -> object:
-    return js(driver, f"document.getElementById('player-video').{prop}")
-
-
-def displayed(driver: webdriver.Chrome, element_id: str) -> bool:
-    found = driver.find_elements("id", element_id)
-    return bool(found) and found[0].is_displayed()
-
-
 def card_text(driver: webdriver.Chrome, name: str) -> str:
     return driver.find_element("css selector", f'#recordings-list [data-name="{name}"]').text
-
-
-def listed(driver: webdriver.Chrome) -> list[str]:
-    return page_state(driver)["recordings"]
 
 
 def settled(driver: webdriver.Chrome, count: int) -> Callable[[], bool]:
@@ -54,7 +39,7 @@ def settled(driver: webdriver.Chrome, count: int) -> Callable[[], bool]:
 
 
 def test_a_new_recording_appears_live_plays_and_is_deleted(
-    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports  # noqa: F811
+    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports
 ) -> None:
     start_stage("recorder", "--pre-seconds", "1", "--post-seconds", "1")
     start_stage("detector")
@@ -101,7 +86,7 @@ def test_a_new_recording_appears_live_plays_and_is_deleted(
     browser.save_screenshot(str(ARTIFACTS / "player.png"))
 
     browser.find_element("id", "player-delete").click()
-    wait_for(lambda: _alert(browser), 5, "the confirmation")
+    wait_for(lambda: alert_showing(browser), 5, "the confirmation")
     browser.switch_to.alert.accept()
     wait_for(lambda: listed(browser) == [] and page_state(browser)["player"] is None, 5, "the entry to go")
     assert not displayed(browser, "player")
@@ -109,14 +94,6 @@ def test_a_new_recording_appears_live_plays_and_is_deleted(
     assert sorted(p.name for p in ports.recordings.glob(f"{name}*")) == []
     wait_for(lambda: displayed(browser, "empty-recordings"), 5, "the empty state again")
     wait_for(lambda: js(browser, "location.hash") == "#recordings", 5, "the URL to leave the player")
-
-
-def _alert(driver: webdriver.Chrome) -> bool:
-    try:
-        driver.switch_to.alert  # noqa: B018  (raises until the confirm() is showing)
-    except Exception:  # selenium's NoAlertPresentException
-        return False
-    return True
 
 
 def make_recordings(root: Path, starts: list[float], cut_short: frozenset[float] = frozenset()) -> list[str]:
@@ -146,7 +123,7 @@ def set_day(driver: webdriver.Chrome, value: str) -> None:
 
 
 def test_recordings_page_by_page_filter_by_local_day_navigate_and_errors(
-    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports  # noqa: F811
+    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports
 ) -> None:
     start_stage("gateway")
     wait_for(gateway_listening(ports.http), 15, "the gateway to listen")
@@ -223,7 +200,7 @@ def test_recordings_page_by_page_filter_by_local_day_navigate_and_errors(
     # Deleted behind the page's back: the API's error shows in a toast and the entry goes.
     Library(ports.recordings).delete(names[-1])
     browser.find_element("id", "player-delete").click()
-    wait_for(lambda: _alert(browser), 5, "the confirmation")
+    wait_for(lambda: alert_showing(browser), 5, "the confirmation")
     browser.switch_to.alert.accept()
     # Selenium reads a toast's text only once its fade-in has made it visible.
     wait_for(lambda: any("no recording named" in t.text for t in browser.find_elements("css selector", ".toast")),
@@ -237,7 +214,7 @@ def test_recordings_page_by_page_filter_by_local_day_navigate_and_errors(
 
 
 def test_snapshot_fullscreen_and_the_phone_layout(
-    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports, tmp_path: Path  # noqa: F811
+    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports, tmp_path: Path
 ) -> None:
     start_stage("gateway")
     start_stage("capture", "--source", "demo")

@@ -12,7 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pipeline.stage.redact import mask_url
-from tests.conftest import REPO, Stage, clean_env, free_port, wait_for
+from tests.support.ports import free_port
+from tests.support.stages import REPO, Stage, clean_env
+from tests.support.waiting import wait_for
 
 RETRIES = 2
 

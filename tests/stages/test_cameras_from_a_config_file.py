@@ -8,13 +8,11 @@ every camera's motion recorded as its own mp4 (and only there), per-camera setti
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -22,14 +20,12 @@ import numpy as np
 import pytest
 from selenium import webdriver
 
-from pipeline import procs
-from tests.conftest import REPO, Stage, clean_env, free_port, reap, wait_for
-from tests.test_browser import browser, page_state
-from tests.test_live import decode_jpeg, http_get
-from tests.test_process_managers import children, require_repo_venv, run_would_install, stop_all
-
-__all__ = ["browser"]  # the fixture, used by name
-RunConfig = Callable[..., list[Stage]]
+from tests.support.browser import page_state
+from tests.support.ports import free_port
+from tests.support.processes import children, require_repo_venv, run_would_install, stop_all
+from tests.support.stages import REPO, RunConfig, clean_env
+from tests.support.waiting import wait_for
+from tests.support.web import assert_one_recording_each, http_get, recordings_of, snapshot_shape
 
 
 def config_text(cameras: dict[str, str], recordings: Path, http_port: int) -> str:
@@ -40,56 +36,6 @@ def config_text(cameras: dict[str, str], recordings: Path, http_port: int) -> st
     for camera, table in cameras.items():
         text += f'\n[cameras.{camera}]\nframes = "tcp://127.0.0.1:{free_port()}"\n{table}\n'
     return text
-
-
-@pytest.fixture
-def run_config(tmp_path: Path) -> Iterator[RunConfig]:
-    """Start the processes a config file asks for, each as ``python -m pipeline.<stage> <its args>``."""
-    started: list[Stage] = []
-
-    def run(text: str, name: str = "cameras") -> list[Stage]:
-        """The processes of config ``text``, saved as NAME.toml; their logs are NAME-PROCESS.log."""
-        path = tmp_path / f"{name}.toml"
-        path.write_text(text)
-        stages = []
-        for process in procs.processes(path):
-            log_path = tmp_path / f"{name}-{process.name}.log"
-            with log_path.open("wb") as log:
-                proc = subprocess.Popen([sys.executable, "-m", f"pipeline.{process.stage}", *process.args], cwd=REPO,
-                                        env=clean_env(), stdout=log, stderr=subprocess.STDOUT)
-            stages.append(Stage(process.name, proc, log_path))
-        started.extend(stages)
-        return stages
-
-    yield run
-    reap(started)
-
-
-def snapshot_shape(port: int, camera: str) -> tuple[int, ...] | None:
-    try:
-        status, headers, body = http_get(port, f"/snapshot.jpg?camera={camera}")
-    except OSError:
-        return None
-    if status != 200 or headers.get("X-Camserver-Camera") != camera:
-        return None
-    return decode_jpeg(body).shape
-
-
-def recordings_of(port: int, camera: str) -> list[dict]:
-    status, _, body = http_get(port, f"/api/recordings?camera={camera}")
-    return json.loads(body)["recordings"] if status == 200 else []
-
-
-def assert_one_recording_each(port: int, cameras: list[str], recordings: Path, timeout: float) -> None:
-    """Every camera's visit saved as its own recording, whose sidecar and video name that camera."""
-    wait_for(lambda: all(recordings_of(port, camera) for camera in cameras), timeout,
-             f"a recording of each of {cameras}")
-    for camera in cameras:
-        for recording in recordings_of(port, camera):
-            assert recording["camera"] == camera
-            status, _, video = http_get(port, recording["video_url"])
-            assert status == 200 and video[4:8] == b"ftyp" and len(video) > 1000, recording
-            assert any(path.name.endswith(f"_{camera}.mp4") for path in recordings.iterdir())
 
 
 def test_four_demo_cameras_stream_and_record_each_on_its_own(tmp_path: Path, run_config: RunConfig,

@@ -22,10 +22,10 @@ from pipeline.bus import curve
 from pipeline.bus.keyfiles import Curve, load_curve
 from pipeline.bus.sockets import FRAME_HWM, Decoder, publisher, receive, subscriber
 from pipeline.protocol import Frame, frame_topic
-from tests.conftest import REPO, clean_env, free_port, wait_for
-from tests.test_cameras import RunConfig, assert_one_recording_each, http_get, run_config, snapshot_shape
-
-__all__ = ["run_config"]  # the fixture, used by name
+from tests.support.ports import free_port
+from tests.support.stages import REPO, RunConfig, clean_env
+from tests.support.waiting import wait_for
+from tests.support.web import assert_one_recording_each, http_get, snapshot_shape
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import zmq
 
-from pipeline.bus.sockets import subscriber
-from pipeline.protocol import Frame, frame_topic
 from pipeline.video.sources import LiveSource, camera_pictures
-from tests.conftest import Ports, Stage, free_port, wait_for
-from tests.test_live import decode_jpeg, gateway_up
+from tests.support.bus import collect
+from tests.support.media import decode_jpeg
+from tests.support.ports import Ports, free_port
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import gateway_up
 
 FILE_FPS = 25
 FILE_FRAMES = 40
@@ -32,21 +33,6 @@ def video(tmp_path: Path) -> Path:
         writer.write(image)
     writer.release()
     return path
-
-
-def collect(endpoint: str, until: Callable[[list[Frame]], bool], timeout: float) -> list[Frame]:
-    ctx = zmq.Context()
-    sock = subscriber(ctx, [endpoint], [frame_topic()], 1000)
-    frames: list[Frame] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and not until(frames):
-            if sock.poll(100):
-                frames.append(Frame.decode(sock.recv_multipart()))
-    finally:
-        sock.close()
-        ctx.term()
-    return frames
 
 
 def test_file_plays_at_its_own_rate_scaled_and_capture_exits_at_the_end(

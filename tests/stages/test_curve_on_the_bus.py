@@ -27,7 +27,9 @@ from pipeline.bus.keyfiles import Curve, load_curve
 from pipeline.bus.sockets import publisher, subscriber
 from pipeline.keys import PUBLIC_FILE, SECRET_FILE
 from pipeline.stage.ratelog import INTERVAL_S
-from tests.conftest import REPO, clean_env, free_port, wait_for
+from tests.support.ports import free_port
+from tests.support.stages import REPO, clean_env
+from tests.support.waiting import wait_for
 
 QUIET_S = 1.0  # how long a refused subscriber is watched while its keyed twin receives
 

@@ -12,8 +12,10 @@ import zmq
 
 from pipeline.bus.sockets import EVENT_HWM, Decoder, receive, subscriber
 from pipeline.protocol import Event, event_topic
-from tests.conftest import Ports, Stage, wait_for
-from tests.test_live import LiveClient, gateway_up, http_get
+from tests.support.ports import Ports
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import LiveClient, gateway_up, http_get
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,6 @@ import contextlib
 import os
 import resource
 import socket
-import subprocess
-import sys
 import time
 import typing
 from collections.abc import Callable, Iterator
@@ -22,8 +20,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.web.server import FD_RESERVE, IDLE_TIMEOUT_S
-from tests.conftest import REPO, Ports, Stage, clean_env, wait_for
-from tests.test_live import gateway_listening
+from tests.support.ports import Ports
+from tests.support.processes import cpu_seconds, open_fds
+from tests.support.stages import Stage, clean_env, reap, spawn
+from tests.support.waiting import wait_for
+from tests.support.web import gateway_listening
 
 ATTACKER = "127.0.0.2"
 SLOWLORIS = 1100  # the issue's count: above the usual 1024 descriptors of a process
@@ -40,20 +41,13 @@ def launch_gateway(tmp_path: Path, ports: Ports) -> Iterator[Launch]:
     started: list[Stage] = []
 
     def launch(nofile: tuple[int, int], *args: str) -> Stage:
-        log_path = tmp_path / f"gateway-{len(started)}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.gateway", *args], cwd=REPO, env=clean_env(**ports.env()),
-                stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile))
-        started.append(Stage("gateway", proc, log_path))
+        started.append(spawn("gateway", "gateway", args, tmp_path / f"gateway-{len(started)}.log",
+                             clean_env(**ports.env()),
+                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile)))
         return started[-1]
 
     yield launch
-    for stage in started:
-        if stage.proc.poll() is None:
-            stage.proc.kill()
-        stage.proc.wait(5)
+    reap(started)
 
 
 @pytest.fixture
@@ -127,18 +121,8 @@ def answered(port: int) -> bool:
     return reply is not None and reply[0] in (200, 503) and reply[1].startswith(b"{")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far (fields 14 and 15 of /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def lines_with(stage: Stage, text: str) -> list[str]:
     return [line for line in stage.output().splitlines() if text in line]
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def test_slowloris_is_capped_and_cut_at_the_header_timeout(launch_gateway: Launch, ports: Ports,

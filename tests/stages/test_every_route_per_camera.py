@@ -19,9 +19,12 @@ from datetime import UTC, datetime
 
 import tornado.websocket
 
-from tests.conftest import Ports, Stage, free_port, wait_for
-from tests.test_api import prepare, request
-from tests.test_live import decode_jpeg, http_get
+from tests.support.media import decode_jpeg
+from tests.support.ports import Ports, free_port
+from tests.support.recordings import prepare
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import http_get, request
 
 SHAPES = {"a": (240, 320, 3), "b": (120, 160, 3)}
 

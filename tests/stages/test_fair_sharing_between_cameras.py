@@ -58,8 +58,10 @@ import zmq
 from pipeline.bus.sockets import EVENT_HWM, Decoder, receive, subscriber
 from pipeline.protocol import Event, event_topic
 from pipeline.record.mp4 import probe
-from tests.conftest import Ports, Stage, free_port, wait_for
-from tests.test_live import LiveClient, gateway_up, http_get
+from tests.support.ports import Ports, free_port
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import LiveClient, gateway_up, http_get
 
 log = logging.getLogger(__name__)
 CALM_FPS = 10

@@ -26,9 +26,11 @@ import zmq
 
 from pipeline.bus.sockets import EVENT_HWM, Decoder, publisher, receive, subscriber
 from pipeline.protocol import Event, Frame, event_topic
-from tests.conftest import Ports, Stage, free_port, wait_for
-from tests.test_hostile_bus import rss_mb
-from tests.test_live import LiveClient, gateway_app, gateway_listening, gateway_up, http_get
+from tests.support.ports import Ports, free_port
+from tests.support.processes import rss_mb
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import LiveClient, gateway_app, gateway_listening, gateway_up, http_get
 
 log = logging.getLogger(__name__)
 

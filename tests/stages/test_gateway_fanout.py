@@ -24,8 +24,10 @@ import zmq
 from pipeline.bus.sockets import subscriber
 from pipeline.protocol import Frame, frame_topic
 from pipeline.web import wire
-from tests.conftest import Ports, Stage, wait_for
-from tests.test_live import LiveClient, gateway_app, gateway_up
+from tests.support.ports import Ports
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import LiveClient, gateway_app, gateway_up
 
 STALLED_RCVBUF = 4096
 

@@ -9,31 +9,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.record.library import Library, recording_name
-from tests.conftest import Ports, Stage, wait_for
-from tests.test_live import gateway_listening
-
-
-def request(port: int, method: str, path: str) -> tuple[int, dict]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(method, path)
-    response = conn.getresponse()
-    return response.status, json.loads(response.read())
-
-
-def prepare(ports: Ports, starts: list[float], camera: str = "cam0") -> list[str]:
-    """Recordings with the given start times (their video is a stand-in: the API only lists files)."""
-    library = Library(ports.recordings)
-    ports.recordings.mkdir(exist_ok=True)
-    names = []
-    for start in starts:
-        name = recording_name(camera, start)
-        part = library.part_path(name)
-        part.write_bytes(b"\0" * 1000)
-        library.publish(name, part, b"\xff\xd8\xff\xd9", {"camera": camera, "start": start, "duration": 3.0,
-                                                         "cut_short": False})
-        names.append(name)
-    return names
+from pipeline.record.library import Library
+from tests.support.ports import Ports
+from tests.support.recordings import prepare
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import gateway_listening, request
 
 
 def test_listing_pages_filters_gets_and_deletes(start_stage: Callable[..., Stage], ports: Ports) -> None:

@@ -33,10 +33,12 @@ from pipeline.record.library import Library
 from pipeline.web import app as web_app
 from pipeline.web.base import Guarded
 from pipeline.web.hub import Hub
-from tests.conftest import REPO, Ports, Stage, clean_env, free_port, wait_for
-from tests.test_api import prepare
-from tests.test_capture import collect
-from tests.test_live import gateway_listening
+from tests.support.bus import collect
+from tests.support.ports import Ports, free_port
+from tests.support.recordings import prepare
+from tests.support.stages import REPO, Stage, clean_env
+from tests.support.waiting import wait_for
+from tests.support.web import gateway_listening
 
 PASSWORD = "correct-horse-battery-7"
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")

@@ -27,7 +27,9 @@ import zmq
 
 from pipeline.bus import sockets
 from pipeline.protocol import Event
-from tests.conftest import Ports, Stage, free_port, wait_for
+from tests.support.ports import Ports, free_port
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
 
 log = logging.getLogger(__name__)
 SECRET = "s3cret-for-the-test"

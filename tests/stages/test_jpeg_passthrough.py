@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.server
 import itertools
-import re
 import subprocess
 import sys
 import threading
@@ -16,23 +15,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import av
 import cv2
-import numpy as np
 import pytest
 
-from tests.conftest import REPO, Ports, Stage, clean_env, free_port
-from tests.test_capture import collect
-from tests.test_live import decode_jpeg
+from tests.support.bus import collect
+from tests.support.media import NUMBERED_SIZE, capture_counts, decode_jpeg, numbered_picture, video_packets
+from tests.support.ports import Ports, free_port
+from tests.support.stages import REPO, Stage, clean_env
 
-W, H = 768, 576
-COUNTS = re.compile(r"published (\d+) frames: (\d+) passed through as the source's JPEGs, (\d+) encoded")
-
-
-def picture(n: int) -> np.ndarray:
-    image = np.full((H, W, 3), 30 + 7 * n % 200, np.uint8)
-    cv2.putText(image, str(n), (200, 400), cv2.FONT_HERSHEY_SIMPLEX, 8, (255, 255, 255), 16)
-    return image
+W, H = NUMBERED_SIZE
 
 
 @pytest.fixture
@@ -40,33 +31,21 @@ def mjpeg_avi(tmp_path: Path) -> Path:
     path = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, (W, H))
     for n in range(30):
-        writer.write(picture(n))
+        writer.write(numbered_picture(n))
     writer.release()
     return path
 
 
-def packets(path: Path) -> list[bytes]:
-    with av.open(str(path)) as container:
-        return [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
-
-
-def counts(stage: Stage) -> tuple[int, int, int]:
-    match = COUNTS.search(stage.output())
-    assert match is not None, stage.output()
-    total, passed, encoded = (int(n) for n in match.groups())
-    return total, passed, encoded
-
-
 def test_an_mjpeg_file_is_published_as_its_own_jpegs(
         start_stage: Callable[..., Stage], ports: Ports, mjpeg_avi: Path) -> None:
-    source = packets(mjpeg_avi)
+    source = video_packets(mjpeg_avi)
     capture = start_stage("capture", "--source", str(mjpeg_avi))
     frames = collect(ports.frames, lambda got: bool(got) and got[-1].seq == len(source) - 1, 20)
     assert capture.stop() == 0
     assert frames, capture.output()
     assert all((f.width, f.height) == (W, H) for f in frames), "the source's own size by default"
     assert [f.jpeg for f in frames] == source[frames[0].seq:], "byte for byte, in order"
-    total, passed, encoded = counts(capture)
+    total, passed, encoded = capture_counts(capture)
     assert encoded == 0 and passed == total == len(source)
 
 
@@ -77,7 +56,7 @@ def test_a_size_asked_for_is_encoded_from_the_jpegs(
     assert capture.stop() == 0
     assert frames and all((f.width, f.height) == (384, 288) for f in frames)
     assert decode_jpeg(frames[-1].jpeg).shape == (288, 384, 3)
-    assert counts(capture)[1:] == (0, 30)
+    assert capture_counts(capture)[1:] == (0, 30)
 
 
 class MjpegServer(http.server.ThreadingHTTPServer):
@@ -111,7 +90,7 @@ class MjpegHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def mjpeg_server() -> Iterator[MjpegServer]:
-    server = MjpegServer([cv2.imencode(".jpg", picture(n))[1].tobytes() for n in range(8)])
+    server = MjpegServer([cv2.imencode(".jpg", numbered_picture(n))[1].tobytes() for n in range(8)])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -128,7 +107,7 @@ def test_an_http_mjpeg_stream_is_published_as_its_own_jpegs(
     assert all((f.width, f.height) == (W, H) for f in frames)
     assert all(f.jpeg in mjpeg_server.jpegs for f in frames), "each frame is one of the stream's JPEGs, unchanged"
     assert len({f.jpeg for f in frames}) >= 3, "it follows the stream"
-    total, passed, encoded = counts(capture)
+    total, passed, encoded = capture_counts(capture)
     assert encoded == 0 and passed == total >= 20
 
 
@@ -144,7 +123,7 @@ def test_a_damaged_mjpeg_file_publishes_what_is_intact_and_ends_cleanly(
     data = mjpeg_avi.read_bytes()
     damaged = tmp_path / "damaged.avi"
     damaged.write_bytes(data[:len(data) // 2] + bytes(20_000) + data[len(data) // 2 + 20_000:])
-    intact = set(packets(mjpeg_avi))
+    intact = set(video_packets(mjpeg_avi))
     capture = start_stage("capture", "--source", str(damaged), "--fps", "50")
     frames = collect(ports.frames, lambda got: False, 3)
     assert capture.proc.wait(10) == 0, capture.output()
@@ -159,7 +138,7 @@ def test_a_wide_picture_asked_into_a_4_3_box_keeps_its_shape(
     path = tmp_path / "wide.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, (1280, 720))
     for n in range(10):
-        writer.write(cv2.resize(picture(n), (1280, 720)))
+        writer.write(cv2.resize(numbered_picture(n), (1280, 720)))
     writer.release()
     capture = start_stage("capture", "--source", str(path), "--width", "640", "--height", "480")
     frames = collect(ports.frames, lambda got: bool(got) and got[-1].seq == 9, 20)

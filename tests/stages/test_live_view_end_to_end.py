@@ -6,83 +6,17 @@ import asyncio
 import base64
 import http.client
 import json
-import logging
 import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 
-import cv2
-import numpy as np
-import tornado.websocket
-
-from pipeline.bus.sockets import Decoder
-from pipeline.config.options import Config
-from pipeline.record.library import Library
-from pipeline.web import app as web_app
-from pipeline.web.hub import Hub
-from tests.conftest import Ports, Stage, free_port, wait_for
-
-
-def decode_jpeg(data: bytes) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    assert image is not None, "not a decodable JPEG"
-    return image
-
-
-class LiveClient:
-    """A WebSocket client of /webcam that pairs each frame description with its JPEG."""
-
-    def __init__(self, conn: tornado.websocket.WebSocketClientConnection) -> None:
-        self.conn = conn
-        self.statuses: list[dict] = []
-
-    @classmethod
-    async def connect(cls, port: int) -> LiveClient:
-        return cls(await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/webcam"))
-
-    async def next_frame(self, timeout: float = 10.0) -> tuple[dict, bytes]:
-        meta: dict | None = None
-        while True:
-            message = await asyncio.wait_for(self.conn.read_message(), timeout)
-            assert message is not None, "the gateway closed the WebSocket"
-            if isinstance(message, bytes):
-                assert meta is not None, "a binary frame arrived without its description"
-                return meta, message
-            parsed = json.loads(message)
-            if parsed["type"] == "frame":
-                meta = parsed
-            elif parsed["type"] == "status":
-                self.statuses.append(parsed)
-
-
-def http_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", path)
-    response = conn.getresponse()
-    return response.status, dict(response.getheaders()), response.read()
-
-
-def gateway_up(port: int) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return http_get(port, "/healthz")[0] == 200
-        except OSError:
-            return False
-
-    return check
-
-
-def gateway_listening(port: int) -> Callable[[], bool]:
-    """True once the gateway answers at all, with or without a camera (healthz 200 or 503)."""
-
-    def check() -> bool:
-        return _status(port, "/healthz") in (200, 503)
-
-    return check
+from tests.support.media import decode_jpeg
+from tests.support.ports import Ports
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import LiveClient, gateway_up, http_get, http_status
 
 
 def mjpeg_parts(port: int, count: int) -> list[bytes]:
@@ -152,7 +86,7 @@ def test_live_view_end_to_end(start_stage: Callable[..., Stage], ports: Ports) -
 
 def test_health_reports_stale_camera(start_stage: Callable[..., Stage], ports: Ports) -> None:
     gateway = start_stage("gateway")
-    wait_for(lambda: _status(ports.http, "/healthz") == 503, 15, "the gateway to answer 503 with no camera")
+    wait_for(lambda: http_status(ports.http, "/healthz") == 503, 15, "the gateway to answer 503 with no camera")
     status, _, body = http_get(ports.http, "/snapshot.jpg")
     assert status == 503 and "error" in json.loads(body)
     capture = start_stage("capture", "--source", "demo")
@@ -162,16 +96,9 @@ def test_health_reports_stale_camera(start_stage: Callable[..., Stage], ports: P
     assert cam["frame_age"] < 1.0 and cam["demo"] is True and cam["event_age"] is None
     assert capture.stop() == 0
     started = time.monotonic()
-    wait_for(lambda: _status(ports.http, "/healthz") == 503, 10, "healthz to turn 503 once frames stop")
+    wait_for(lambda: http_status(ports.http, "/healthz") == 503, 10, "healthz to turn 503 once frames stop")
     assert time.monotonic() - started > 4.0, "healthz turned stale before 5 s without frames"
     assert gateway.stop() == 0
-
-
-def _status(port: int, path: str) -> int | None:
-    try:
-        return http_get(port, path)[0]
-    except OSError:
-        return None
 
 
 def stalled_websocket(port: int) -> socket.socket:
@@ -209,17 +136,3 @@ def test_a_stalled_client_does_not_slow_the_others(start_stage: Callable[..., St
         for sock in stalled:
             sock.close()
     assert received >= 0.75 * 15 * 4, f"a reading client got only {received} frames in 4 s at 15 fps"
-
-
-@contextmanager
-def gateway_app(folder: Path, viewers_per_client: int = 8) -> Iterator[tuple[Hub, int]]:
-    """The gateway's web app on a free loopback port in this event loop, its hub fed by the test instead of ZeroMQ."""
-    hub = Hub()
-    app = web_app.make_app(hub, Library(folder), web_app.make_guard(Config()), viewers_per_client,
-                           Decoder(logging.getLogger(__name__)))
-    port = free_port()
-    server = app.listen(port, "127.0.0.1")
-    try:
-        yield hub, port
-    finally:
-        server.stop()

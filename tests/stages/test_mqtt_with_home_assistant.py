@@ -21,7 +21,9 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from tests.conftest import Ports, Stage, free_port, wait_for
+from tests.support.ports import Ports, free_port
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"

@@ -7,7 +7,6 @@ with status 0; under ./run, a stage killed with SIGKILL comes back while the oth
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -19,8 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Ports, clean_env, wait_for
-from tests.test_live import decode_jpeg, http_get
+from tests.support.media import decode_jpeg
+from tests.support.ports import Ports
+from tests.support.processes import children, require_repo_venv, run_would_install, stop_all
+from tests.support.stages import REPO, clean_env
+from tests.support.waiting import wait_for
+from tests.support.web import http_get
 
 STAGES = ("capture", "detector", "recorder", "gateway", "logger")
 
@@ -69,11 +72,6 @@ def test_honcho_runs_the_procfile(tmp_path: Path, ports: Ports) -> None:
     assert "Traceback" not in output
 
 
-def require_repo_venv() -> None:
-    if Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
-        pytest.skip("supervisor.conf runs .venv/bin/python: run the tests with ./run tests")
-
-
 def test_supervisord_runs_supervisor_conf(tmp_path: Path, ports: Ports) -> None:
     require_repo_venv()
     command = [str(Path(sys.executable).parent / "supervisord"), "-c", "supervisor.conf", "-n"]
@@ -85,13 +83,6 @@ def test_supervisord_runs_supervisor_conf(tmp_path: Path, ports: Ports) -> None:
         assert f"stopped: {stage} (exit status 0)" in output, output
 
 
-def run_would_install() -> bool:
-    """Whether ./run would pip install first (as it decides: no install stamp newer than pyproject.toml)."""
-    pyproject = (REPO / "pyproject.toml").stat().st_mtime_ns
-    stamps = [REPO / ".venv" / f".installed-{mode}" for mode in ("start", "tests")]
-    return not any(stamp.exists() and stamp.stat().st_mtime_ns >= pyproject for stamp in stamps)
-
-
 def run_env(tmp_path: Path, ports: Ports) -> dict[str, str]:
     """./run's environment: this test's ports, no .env, supervisord's socket in this test's folder."""
     require_repo_venv()
@@ -101,37 +92,6 @@ def run_env(tmp_path: Path, ports: Ports) -> dict[str, str]:
     no_env_file.write_text("")
     return manager_env(ports, CAMSERVER_ENV_FILE=str(no_env_file),
                        CAMSERVER_SUPERVISOR_DIR=str(tmp_path / "supervisor"))
-
-
-def children(pid: int) -> dict[int, str]:
-    """The live child processes of ``pid``: their pids and command lines."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == pid and cmdline:
-            found[int(entry.name)] = cmdline
-    return found
-
-
-def stop_all(manager: subprocess.Popen[bytes]) -> None:
-    """Make sure neither ./run's supervisord nor a stage outlives a failed test."""
-    stages = children(manager.pid) if manager.poll() is None else {}
-    if manager.poll() is None:
-        manager.terminate()  # supervisord stops its stages, which are in process groups of their own
-        try:
-            manager.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(manager.pid, signal.SIGKILL)
-            manager.wait(5)
-    for pid in stages:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def test_run_restarts_a_crashed_stage_and_the_others_carry_on(tmp_path: Path, ports: Ports) -> None:

@@ -27,8 +27,10 @@ from pipeline.protocol import MAX_COUNTERS, Frame, Heartbeat, ProtocolError
 from pipeline.record.library import Library
 from pipeline.web.hub import Hub
 from pipeline.web.metrics import GatewayCollector
-from tests.conftest import Ports, Stage, wait_for
-from tests.test_live import gateway_listening
+from tests.support.ports import Ports
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import gateway_listening
 
 PASSWORD = "metrics-horse-battery-9"
 TOKEN = "scraper-token-0123456789abcdef"

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.stage.native_stderr import native_line
-from tests.conftest import REPO, Ports, Stage, clean_env, wait_for
+from tests.support.ports import Ports
+from tests.support.stages import REPO, Stage, clean_env
+from tests.support.waiting import wait_for
 
 STAGE_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (capture|detector|recorder|gateway|logger) "
                         r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) \S")

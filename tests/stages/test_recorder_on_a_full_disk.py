@@ -9,9 +9,11 @@ from collections.abc import Callable
 import pytest
 
 from pipeline.record.mp4 import probe
-from tests.conftest import Ports, Stage, wait_for
-from tests.test_mp4 import fill, small_tmpfs
-from tests.test_recording_e2e import EventLog, leftovers
+from tests.support.bus import EventLog
+from tests.support.ports import Ports
+from tests.support.recordings import fill, leftovers, small_tmpfs
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
 
 # Frames this small make fragments that fit Python's file buffer, so the disk fills on a flush and the
 # fragment stays buffered: the case where cleaning up used to fail again and take the recorder down.

@@ -4,46 +4,19 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import zmq
-
-from pipeline.bus.sockets import EVENT_HWM, Decoder, receive, subscriber
-from pipeline.protocol import Event, event_topic
+from pipeline.protocol import Event
 from pipeline.record.library import Library
 from pipeline.record.mp4 import probe
-from tests.conftest import Ports, Stage, wait_for
-from tests.test_live import gateway_up, http_get
-
-log = logging.getLogger(__name__)
-TEMPORARY = (".part", ".salvage", ".tmp")
-
-
-class EventLog:
-    """Every event of the detector and the recorder, collected by a subscriber of both."""
-
-    def __init__(self, ports: Ports) -> None:
-        self._ctx = zmq.Context()
-        self._sock = subscriber(self._ctx, [ports.events, ports.recorder_events], [event_topic()], EVENT_HWM)
-        self.events: list[Event] = []
-        self._decoder = Decoder(log)
-
-    def wait_for(self, kind: str, timeout: float) -> Event:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [e for e in self.events if e.type == kind]
-            if found:
-                return found[0]
-            self.events += [m for m in receive(self._sock, 100, self._decoder) if isinstance(m, Event)]
-        raise AssertionError(f"no {kind} event within {timeout} s; saw {sorted({e.type for e in self.events})}")
-
-    def close(self) -> None:
-        self._sock.close()
-        self._ctx.term()
+from tests.support.bus import EventLog
+from tests.support.ports import Ports
+from tests.support.recordings import leftovers
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import gateway_up, http_get
 
 
 def record_the_demo_visit(start_stage: Callable[..., Stage], ports: Ports) -> tuple[Stage, Event]:
@@ -57,10 +30,6 @@ def record_the_demo_visit(start_stage: Callable[..., Stage], ports: Ports) -> tu
         return recorder, events.wait_for("recording_started", 20)
     finally:
         events.close()
-
-
-def leftovers(folder: Path) -> list[str]:
-    return [p.name for p in folder.iterdir() if p.name.endswith(TEMPORARY)] if folder.exists() else []
 
 
 def test_a_kept_episode_is_one_h264_mp4_served_with_range(start_stage: Callable[..., Stage], ports: Ports) -> None:

@@ -24,8 +24,11 @@ import zmq
 
 from pipeline.bus.sockets import publisher
 from pipeline.protocol import Event
-from tests.conftest import Ports, Stage, free_port, wait_for
-from tests.test_live import LiveClient, gateway_listening, gateway_up, http_get
+from tests.support.ports import Ports, free_port
+from tests.support.processes import rss_mb
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
+from tests.support.web import LiveClient, gateway_listening, gateway_up, http_get
 
 FLOOD = 20_000
 WATCH_S = 16.0
@@ -55,11 +58,6 @@ def hostile_messages() -> list[list[bytes]]:
         [b"frame.cam0", msgpack.packb(header), bytes(bomb)],
         [b"frame.cam0", msgpack.packb({**header, "w": 16000, "h": 16000}), bytes(bomb)],
     ]
-
-
-def rss_mb(stage: Stage) -> float:
-    with open(f"/proc/{stage.proc.pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
 
 
 def test_a_rogue_publisher_changes_nothing_a_user_sees(start_stage: Callable[..., Stage], ports: Ports) -> None:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, clean_env
+from tests.support.stages import REPO, clean_env
 
 SECONDS, WARMUP = 75, 25
 MAX_GROWTH_MB = 20.0

@@ -13,7 +13,9 @@ import zmq
 
 from pipeline.bus.sockets import EVENT_HWM, publisher
 from pipeline.protocol import Event
-from tests.conftest import REPO, Ports, Stage, clean_env, wait_for
+from tests.support.ports import Ports
+from tests.support.stages import REPO, Stage, clean_env
+from tests.support.waiting import wait_for
 
 STAGES = {
     "capture": ("--source", "demo"),

@@ -12,24 +12,15 @@ import numpy as np
 
 from pipeline.video.mjpeg import STANDARD_TABLES, with_huffman_tables
 from pipeline.video.sources import has_mjpeg_mode
-from tests.conftest import Ports, Stage, wait_for
-from tests.test_capture import collect
-from tests.test_passthrough import counts, packets, picture
-
-
-def without_tables(jpeg: bytes) -> bytes:
-    """The JPEG as a webcam in MJPG mode sends it: the same picture, its DHT segments left out."""
-    out, at = bytearray(jpeg[:2]), 2
-    while jpeg[at + 1] != 0xDA:
-        end = at + 2 + int.from_bytes(jpeg[at + 2:at + 4], "big")
-        if jpeg[at + 1] != 0xC4:
-            out += jpeg[at:end]
-        at = end
-    return bytes(out + jpeg[at:])
+from tests.support.bus import collect
+from tests.support.media import capture_counts, numbered_picture, video_packets, without_huffman_tables
+from tests.support.ports import Ports
+from tests.support.stages import Stage
+from tests.support.waiting import wait_for
 
 
 def jpeg_of(n: int) -> bytes:
-    return cv2.imencode(".jpg", picture(n), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+    return cv2.imencode(".jpg", numbered_picture(n), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
 
 
 def test_the_standard_tables_are_annex_k_two_dc_and_two_ac() -> None:
@@ -39,7 +30,7 @@ def test_the_standard_tables_are_annex_k_two_dc_and_two_ac() -> None:
 
 def test_a_picture_without_tables_gets_back_exactly_what_libjpeg_wrote() -> None:
     jpeg = jpeg_of(3)
-    stripped = without_tables(jpeg)
+    stripped = without_huffman_tables(jpeg)
     assert len(stripped) == len(jpeg) - len(STANDARD_TABLES)
     assert with_huffman_tables(stripped) == jpeg
 
@@ -56,21 +47,21 @@ def test_an_avi1_file_is_published_with_tables_and_nothing_decoded(
     path = tmp_path / "camera.avi"
     with av.open(str(path), "w") as container:
         stream = container.add_stream("mjpeg", rate=20)
-        stream.width, stream.height = picture(0).shape[1], picture(0).shape[0]
+        stream.width, stream.height = numbered_picture(0).shape[1], numbered_picture(0).shape[0]
         stream.pix_fmt = "yuvj420p"
         for n, jpeg in enumerate(jpegs):
-            packet = av.Packet(without_tables(jpeg))
+            packet = av.Packet(without_huffman_tables(jpeg))
             packet.stream, packet.time_base = stream, Fraction(1, 20)
             packet.pts = packet.dts = n
             packet.is_keyframe = True
             container.mux(packet)
-    assert packets(path) == [without_tables(j) for j in jpegs], "the file holds pictures without tables"
+    assert video_packets(path) == [without_huffman_tables(j) for j in jpegs], "the file holds pictures without tables"
     capture = start_stage("capture", "--source", str(path))
     frames = collect(ports.frames, lambda got: bool(got) and got[-1].seq == len(jpegs) - 1, 20)
     assert capture.stop() == 0
     assert frames and all(f.jpeg == jpegs[f.seq] for f in frames), "the camera's pictures, made whole"
     assert all(cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR) is not None for f in frames)
-    assert counts(capture)[2] == 0
+    assert capture_counts(capture)[2] == 0
 
 
 def test_probing_for_a_webcam_mjpg_mode_where_there_is_no_webcam_says_no(tmp_path: Path) -> None:

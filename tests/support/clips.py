@@ -7,9 +7,9 @@ conditions the detector already handled (a light switch, a twitch, a slow exposu
 truth is what the scene knows: the frames in which the visitor is in view, or None when nothing
 real moves, and which event the detector should report for the condition.
 
-Shared by tests/test_conditions.py and bench/conditions.py, so it imports no pytest. Every clip is
-deterministic (seeded) and built on demand: a 12 s clip at 640x480 is about 110 MB of pictures,
-too much to hold all of them at once.
+Shared by tests/unit/test_motion_in_hard_conditions.py and bench/conditions.py, so it imports no
+pytest. Every clip is deterministic (seeded) and built on demand: a 12 s clip at 640x480 is about
+110 MB of pictures, too much to hold all of them at once.
 """
 
 from __future__ import annotations

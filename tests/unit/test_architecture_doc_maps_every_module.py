@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import REPO
+from tests.support.stages import REPO
 
 
 def test_every_module_is_on_the_architecture_map_and_every_path_on_it_exists() -> None:

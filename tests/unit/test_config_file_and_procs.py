@@ -14,7 +14,7 @@ from pipeline import capture, detector, gateway, logger, procs, recorder
 from pipeline.config import loading
 from pipeline.config.options import Config, ConfigError
 from pipeline.motion.camera import motion_settings
-from tests.conftest import REPO, clean_env
+from tests.support.stages import REPO, clean_env
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -11,7 +11,7 @@ import pytest
 from pipeline.config.loading import load
 from pipeline.config.options import OPTIONS, Config, ConfigError
 from pipeline.config.parsers import Mask, Source
-from tests.conftest import REPO, clean_env
+from tests.support.stages import REPO, clean_env
 
 ALL = ("camera", "source", "fps", "width", "height", "quality", "loop", "seed", "frames", "events", "host",
        "port", "log_level", "threshold", "pixel_threshold", "min_area", "lightswitch_percent", "stable_frames",

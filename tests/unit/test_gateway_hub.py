@@ -8,16 +8,9 @@ from pipeline.protocol import Event, Frame, Heartbeat
 from pipeline.web.camera_state import FORGET_AFTER_S, OFFLINE_AFTER_S
 from pipeline.web.hub import MAX_CAMERAS, STAGE_SILENT_AFTER_S, Hub
 from pipeline.web.viewers import Ending, StreamViewer
+from tests.support.clock import FakeClock
 
 JPEG = b"\xff\xd8\xff\xd9"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Client:

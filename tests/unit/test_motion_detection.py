@@ -2,51 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import cv2
 import numpy as np
 import pytest
 
-from pipeline.config.options import Config
-from pipeline.motion.camera import CameraDetector, motion_settings
-from pipeline.motion.differ import FrameDiffer, MotionSettings, reduction_for
+from pipeline.motion.camera import CameraDetector
+from pipeline.motion.differ import FrameDiffer, reduction_for
 from pipeline.motion.episodes import EpisodeTracker
-from pipeline.protocol import Event, Frame
+from pipeline.protocol import Frame
 from pipeline.video.demo import DemoScene
+from tests.support.detection import FPS, H, W, jpeg, of_type, run, settings
 
-FPS = 10
-W, H = 640, 480
 SCENE = DemoScene(W, H, seed=3)
-
-
-def settings(**changes: object) -> MotionSettings:
-    """The detector's default settings, as its configuration makes them, with some changed."""
-    return dataclasses.replace(motion_settings(Config()), **changes)
-
-
-def jpeg(image: np.ndarray) -> bytes:
-    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
 
 
 def demo_frames(start_s: float, stop_s: float) -> list[tuple[float, np.ndarray]]:
     """(t, picture) of the demo scene every 1/FPS s, its clock frozen so only motion and noise change."""
     return [(t, SCENE.render(t, 1.7e9)) for t in np.arange(start_s, stop_s, 1 / FPS)]
-
-
-def run(images: list[np.ndarray], chosen: MotionSettings | None = None, keep: list[int] | None = None) -> list[Event]:
-    """Feed pictures as frames seq 0, 1, ... (only those whose index is in ``keep``); all events."""
-    detector = CameraDetector("cam0", chosen or settings())
-    events: list[Event] = []
-    for seq, image in enumerate(images):
-        if keep is None or seq in keep:
-            events += detector.process(Frame("cam0", seq, 1000.0 + seq / FPS, W, H, False, jpeg(image)))
-    closing = detector.close("end of test")
-    return events + ([closing] if closing else [])
-
-
-def of_type(events: list[Event], kind: str) -> list[Event]:
-    return [e for e in events if e.type == kind]
 
 
 def truth(frames: list[tuple[float, np.ndarray]]) -> list[int]:

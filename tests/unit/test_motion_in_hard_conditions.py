@@ -1,7 +1,7 @@
-"""Motion detection under harder conditions (issue 11), on the synthetic clips of tests/clips.py.
+"""Motion detection under harder conditions (issue 11), on the synthetic clips of tests/support/clips.py.
 
 Each clip goes through the detector's per-camera logic with the default settings, as in
-tests/test_motion.py. A clip with a walker must give one kept episode that starts within
+tests/unit/test_motion_detection.py. A clip with a walker must give one kept episode that starts within
 MAX_START_LAG frames of the walker's first frame in view and lasts until the walker leaves; a
 clip without one must keep nothing. Separately, the rules must say why: the condition's own event
 (``lightswitch`` with the rule and the area, ``shake``) at the frames the condition changed, and
@@ -16,8 +16,8 @@ from functools import cache
 import pytest
 
 from pipeline.protocol import Event
-from tests.clips import CLIPS, SHAKE_PX, Clip
-from tests.test_motion import of_type, run
+from tests.support.clips import CLIPS, SHAKE_PX, Clip
+from tests.support.detection import of_type, run
 
 MAX_START_LAG = 3  # frames between the walker coming into view and motion_start
 MAX_EARLY_END = 3  # frames the episode's last motion may come before the walker's last frame in view

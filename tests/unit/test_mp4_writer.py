@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,8 @@ import pytest
 
 from pipeline.record.mp4 import BT601, KEYFRAME_EVERY_S, Mp4Writer, probe, salvage
 from pipeline.video.demo import DemoScene
+from tests.support.media import without_huffman_tables
+from tests.support.recordings import fill, small_tmpfs
 
 W, H = 320, 240
 T0 = 1_700_000_000.0
@@ -169,17 +169,6 @@ def test_a_greyscale_jpeg_is_recorded_grey(tmp_path: Path) -> None:
         assert np.abs(blue - green).mean() < 1.5 and np.abs(red - green).mean() < 1.5
     # The ramp keeps its ends: black stays black and white white, not lifted or clipped by a range mix-up.
     assert frames[1][:, :8].mean() < 6 and frames[1][:, -8:].mean() > 249
-
-
-def without_huffman_tables(data: bytes) -> bytes:
-    """The JPEG as most UVC webcams send it in MJPEG mode: no DHT segments, the standard tables implied."""
-    out, i = bytearray(data[:2]), 2
-    while data[i:i + 2] != b"\xff\xda":
-        end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
-        if data[i:i + 2] != b"\xff\xc4":
-            out += data[i:end]
-        i = end
-    return bytes(out + data[i:])
 
 
 WEBCAM_QUIRKS = {
@@ -354,24 +343,6 @@ def test_abort_before_any_frame_leaves_no_file(tmp_path: Path) -> None:
 # --- a full disk ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def small_tmpfs(path: Path, size: str = "600k") -> Iterator[Path]:
-    """A real filesystem of ``size`` at ``path``, to fill up; skips the test where mounting is not allowed."""
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                                 capture_output=True, text=True, timeout=10)
-    except FileNotFoundError:
-        pytest.skip("no mount command to make a small disk with")
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a {size} tmpfs to fill up (needs root): {mounted.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        # Lazy: a file a failed test left open must not keep the mount, and this test's folder, around.
-        subprocess.run(["umount", "--lazy", str(path)], check=True, timeout=10)
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     with small_tmpfs(tmp_path / "disk") as disk:
@@ -381,14 +352,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def used_bytes(disk: Path) -> int:
     st = os.statvfs(disk)
     return (st.f_blocks - st.f_bfree) * st.f_frsize
-
-
-def fill(disk: Path, leave: int = 0) -> int:
-    """Take all but ``leave`` bytes of the free space with a file of its own; its size."""
-    st = os.statvfs(disk)
-    with (disk / "filler").open("wb", buffering=0) as filler, contextlib.suppress(OSError):  # ENOSPC: full
-        filler.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
-    return (disk / "filler").stat().st_size
 
 
 def test_on_a_full_disk_write_raises_oserror_and_abort_still_deletes_the_file(small_disk: Path) -> None:

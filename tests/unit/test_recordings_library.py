@@ -18,7 +18,7 @@ import pytest
 from pipeline.record.library import Library, parse_name, recording_name, write_atomically
 from pipeline.record.mp4 import Mp4Writer, probe
 from pipeline.video.demo import DemoScene
-from tests.conftest import REPO
+from tests.support.stages import REPO
 
 W, H = 320, 240
 FPS = 10

@@ -18,15 +18,8 @@ from pipeline.web.auth import FAILURE_WINDOW_S, Credentials, FailedLogins, cooki
 from pipeline.web.base import basic_credentials
 from pipeline.web.hosts import HostPolicy, is_loopback
 from pipeline.web.login import local_path
-from tests.conftest import REPO, clean_env
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
+from tests.support.stages import REPO, clean_env
 
 
 def test_a_hash_verifies_its_password_only_and_is_salted() -> None:
@@ -70,7 +63,7 @@ def test_credentials_remember_only_verified_passwords() -> None:
 
 
 def test_five_failures_a_minute_then_the_address_waits_for_the_oldest_to_expire() -> None:
-    clock = Clock()
+    clock = FakeClock()
     failures = FailedLogins(clock)
     for n in range(1, 6):
         assert failures.retry_after("10.0.0.9") == 0
@@ -88,7 +81,7 @@ def test_five_failures_a_minute_then_the_address_waits_for_the_oldest_to_expire(
 
 def test_the_failure_table_stays_bounded_under_a_flood_of_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("pipeline.web.auth.MAX_TRACKED_ADDRESSES", 100)
-    failures = FailedLogins(Clock())
+    failures = FailedLogins(FakeClock())
     for n in range(1000):
         failures.fail(f"10.0.{n // 250}.{n % 250}")
     assert len(failures._failures) <= 100
@@ -154,7 +147,7 @@ def test_after_login_only_local_paths(target: str | None, expected: str) -> None
 
 
 def test_rate_limited_log_writes_one_line_per_interval_with_a_count(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
+    clock = FakeClock()
     notes = RateLimitedLog(logging.getLogger("test.ratelog"), 10.0, clock)
     with caplog.at_level(logging.WARNING, "test.ratelog"):
         for _ in range(1000):

@@ -6,18 +6,11 @@ import logging
 
 from pipeline.config.options import MAX_CAMERAS
 from pipeline.stage.cameras import Cameras
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 def test_state_is_made_at_a_cameras_first_message_and_kept_while_it_is_heard() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     cameras = Cameras(lambda camera: [camera], 10.0, logging.getLogger("test"), clock)
     porch = cameras.of("porch")
     assert porch == ["porch"] and cameras.of("porch") is porch
@@ -28,7 +21,7 @@ def test_state_is_made_at_a_cameras_first_message_and_kept_while_it_is_heard() -
 
 
 def test_a_silent_camera_is_handed_back_once_and_forgotten() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     cameras = Cameras(lambda camera: [camera], 10.0, logging.getLogger("test"), clock)
     porch, yard = cameras.of("porch"), cameras.of("yard")
     clock.now += 6
@@ -40,7 +33,7 @@ def test_a_silent_camera_is_handed_back_once_and_forgotten() -> None:
 
 
 def test_new_cameras_beyond_the_maximum_are_refused_with_one_warning(caplog) -> None:
-    cameras = Cameras(lambda camera: [camera], 10.0, logging.getLogger("test"), Clock())
+    cameras = Cameras(lambda camera: [camera], 10.0, logging.getLogger("test"), FakeClock(100.0))
     assert all(cameras.of(f"fake{n}") is not None for n in range(MAX_CAMERAS))
     with caplog.at_level(logging.WARNING):
         assert cameras.of("onemore") is None and cameras.of("twomore") is None
