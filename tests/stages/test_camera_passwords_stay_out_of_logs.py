@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipeline.stage.redact import mask_url
 from tests.support.ports import free_port
 from tests.support.stages import REPO, Stage, clean_env
 from tests.support.waiting import wait_for
@@ -89,20 +88,3 @@ def test_bad_source_url_error_does_not_show_the_password() -> None:
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert password not in done.stderr + done.stdout
     assert "ftp://admin:***@host/x" in done.stderr
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("rtsp://admin:p:a@ss@cam.local:554/live", "rtsp://admin:***@cam.local:554/live"),
-        ("rtsp://admin@cam.local:554/live", "rtsp://admin@cam.local:554/live"),
-        ("http://192.168.1.20:8080/video?resolution=640", "http://192.168.1.20:8080/video?resolution=640"),
-        ("http://cam/snap.cgi?usr=admin&PWD=a1&Password=b2;token=c3&rate=5",
-         "http://cam/snap.cgi?usr=admin&PWD=***&Password=***;token=***&rate=5"),
-        ("rtsp://a:one@h1/x failed, trying http://b:two@h2/y?pwd=three next",
-         "rtsp://a:***@h1/x failed, trying http://b:***@h2/y?pwd=*** next"),
-    ],
-    ids=["password-with-colon-and-at", "user-only", "no-userinfo", "query-keys-any-case", "several-urls"],
-)
-def test_mask_url(text: str, expected: str) -> None:
-    assert mask_url(text) == expected

@@ -18,44 +18,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from selenium import webdriver
 
-from tests.support.browser import page_state
+from tests.support.configs import config_text
 from tests.support.ports import free_port
 from tests.support.processes import children, require_repo_venv, run_would_install, stop_all
 from tests.support.stages import REPO, RunConfig, clean_env
 from tests.support.waiting import wait_for
 from tests.support.web import assert_one_recording_each, http_get, recordings_of, snapshot_shape
-
-
-def config_text(cameras: dict[str, str], recordings: Path, http_port: int) -> str:
-    """A config on free ports: the shared endpoints at the top, then each camera's table and frames port."""
-    text = (f'events = "tcp://127.0.0.1:{free_port()}"\nrecorder_events = "tcp://127.0.0.1:{free_port()}"\n'
-            f'port = {http_port}\nrecordings = "{recordings}"\npre_seconds = 0\npost_seconds = 0\n'
-            'stable_frames = 10\n')
-    for camera, table in cameras.items():
-        text += f'\n[cameras.{camera}]\nframes = "tcp://127.0.0.1:{free_port()}"\n{table}\n'
-    return text
-
-
-def test_four_demo_cameras_stream_and_record_each_on_its_own(tmp_path: Path, run_config: RunConfig,
-                                                              browser: webdriver.Chrome) -> None:
-    port, recordings = free_port(), tmp_path / "recordings"
-    sizes = {"porch": (320, 240), "yard": (256, 192), "shed": (320, 180), "drive": (224, 168)}
-    stages = run_config(config_text({camera: f'source = "demo"\nseed = {i}\nwidth = {w}\nheight = {h}\nfps = 8'
-                                     for i, (camera, (w, h)) in enumerate(sizes.items())}, recordings, port))
-    assert [s.name for s in stages] == ["capture-porch", "capture-yard", "capture-shed", "capture-drive", "detector",
-                                        "recorder", "gateway", "logger"]
-    for camera, (w, h) in sizes.items():
-        wait_for(lambda c=camera, w=w, h=h: snapshot_shape(port, c) == (h, w, 3), 20, f"{camera}'s frames")
-    browser.get(f"http://127.0.0.1:{port}/")
-    wait_for(lambda: {camera: tile["frames"] >= 3 for camera, tile in page_state(browser)["tiles"].items()}
-             == dict.fromkeys(sizes, True), 20, "the page's grid showing frames of all four cameras")
-    assert_one_recording_each(port, list(sizes), recordings, 25)
-    logger = next(s for s in stages if s.name == "logger")
-    for camera in sizes:
-        assert f"{camera} motion_start seq=" in logger.output() and f"{camera} recording_saved" in logger.output()
-    assert all(s.proc.poll() is None for s in stages), [s.output() for s in stages if s.proc.poll() is not None]
 
 
 def square_clip(path: Path) -> None:

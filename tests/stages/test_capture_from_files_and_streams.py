@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.video.sources import LiveSource, camera_pictures
 from tests.support.bus import collect
 from tests.support.media import decode_jpeg
 from tests.support.ports import Ports, free_port
@@ -70,36 +68,6 @@ def test_unreadable_file_fails_with_a_clear_message(start_stage: Callable[..., S
     capture = start_stage("capture", "--source", str(junk))
     assert capture.proc.wait(15) == 1
     assert "cannot open video file" in capture.output()
-
-
-class CountingCamera:
-    """Stands in for cv2.VideoCapture: a camera that makes frames faster than anyone reads them."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def read(self) -> tuple[bool, np.ndarray]:
-        time.sleep(0.001)
-        self.count += 1
-        return True, np.full((4, 4, 3), self.count % 256, np.uint8)
-
-    def release(self) -> None:
-        pass
-
-
-def test_live_source_hands_out_the_newest_frame_not_a_queued_one() -> None:
-    camera = CountingCamera()
-    source = LiveSource("counting camera", camera_pictures(0, 4, 4, first=camera))  # type: ignore[arg-type]
-    try:
-        time.sleep(0.3)
-        grab = source.read()
-        assert grab is not None
-        made = camera.count
-        assert made > 50
-        assert abs(int(grab.image[0, 0, 0]) - made % 256) <= 2
-        assert source.read() is None or camera.count > made
-    finally:
-        source.close()
 
 
 def test_capture_relays_another_camservers_mjpeg_stream_and_reconnects(

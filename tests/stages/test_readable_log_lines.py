@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.stage.native_stderr import native_line
 from tests.support.ports import Ports
 from tests.support.stages import REPO, Stage, clean_env
 from tests.support.waiting import wait_for
@@ -79,11 +78,3 @@ def test_an_http_streams_failure_is_said_in_the_reconnect_line_without_the_passw
     assert "gives no frames (Connection refused); trying again" in output, output
     assert all(STAGE_LINE.match(line) for line in output.splitlines()), output
     assert "s3cret" not in output
-
-
-def test_a_native_line_names_its_component_and_masks_urls() -> None:
-    assert native_line(b"[tcp @ 0x7f1678005480] Connection to tcp://127.0.0.1:1 failed: Connection refused\n") == (
-        "tcp: Connection to tcp://127.0.0.1:1 failed: Connection refused")
-    assert native_line(b"[http @ 0x55] Opening 'http://cam:pw@10.0.0.2/x.mjpg' for reading\n") == (
-        "http: Opening 'http://cam:***@10.0.0.2/x.mjpg' for reading")
-    assert native_line(b"\xff\xfe odd bytes\n") == "\ufffd\ufffd odd bytes"

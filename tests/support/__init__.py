@@ -11,6 +11,7 @@ By concern:
   recordings  recordings folders, and small disks to fill
   processes   what /proc says of a process; the process managers
   detection   the detector's per-camera logic, run in the test process
+  configs     config files: a shared example of cameras, configs on free ports
   clips       synthetic clips with known truth (also used by bench/conditions.py)
   clock       a clock the test sets by hand
 

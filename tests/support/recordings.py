@@ -31,6 +31,14 @@ def prepare(ports: Ports, starts: list[float], camera: str = "cam0") -> list[str
     return names
 
 
+def files(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir())
+
+
+def temporary_files(root: Path) -> list[str]:
+    return [name for name in files(root) if any(marker in name for marker in TEMPORARY)]
+
+
 def leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.endswith(TEMPORARY)] if folder.exists() else []
 

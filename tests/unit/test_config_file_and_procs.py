@@ -1,11 +1,11 @@
 """The TOML config file: layering under variables and flags, per-camera settings, errors naming the key,
-and the processes (Procfile, supervisord, systemd) generated from it."""
+and the processes (Procfile, supervisord, systemd) generated from it.
+
+What needs a process (a stage stopped by a bad file, systemd-analyze on the units) is in
+tests/stages/test_config_file_with_stages_and_systemd.py."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,36 +14,12 @@ from pipeline import capture, detector, gateway, logger, procs, recorder
 from pipeline.config import loading
 from pipeline.config.options import Config, ConfigError
 from pipeline.motion.camera import motion_settings
-from tests.support.stages import REPO, clean_env
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "cameras.toml"
-    path.write_text(text)
-    return path
+from tests.support.configs import TWO_CAMERAS, write
+from tests.support.stages import REPO
 
 
 def load(stage: str, names: tuple[str, ...], path: Path, *argv: str, **environ: str) -> Config:
     return loading.load(stage, names, "test", ["--config", str(path), *argv], environ)
-
-
-TWO_CAMERAS = """
-log_level = "DEBUG"
-pixel-threshold = 20
-pre_seconds = 3
-[cameras.porch]
-source = "demo"
-seed = 3
-mask = [[0, 0, 10, 10], [20, 20, 5, 5]]
-[cameras.yard]
-source = "demo"
-frames = "tcp://127.0.0.1:6000"
-threshold = 1.5
-pre_seconds = 0
-[cameras.shed]
-remote = true
-threshold = 2
-"""
 
 
 def test_capture_takes_its_cameras_table_over_the_top_level(tmp_path: Path) -> None:
@@ -128,15 +104,6 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
         load("detector", detector.OPTIONS, tmp_path / "nowhere.toml")
 
 
-def test_a_stage_with_a_bad_file_exits_2_with_one_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "[cameras.a]\nsource = \"demo\"\nthreshold = -1\n")
-    result = subprocess.run([sys.executable, "-m", "pipeline.detector", "--config", str(path)], cwd=REPO,
-                            env=clean_env(), capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        f"pipeline.detector: error: invalid {path}: cameras.a.threshold '-1': must be between 0.001 and 100"]
-
-
 def test_procs_makes_one_capture_per_local_camera_and_one_of_each_other_stage(tmp_path: Path) -> None:
     path = write(tmp_path, TWO_CAMERAS)
     found = procs.processes(path)
@@ -160,19 +127,6 @@ def test_the_supervisord_form_keeps_supervisor_confs_settings(tmp_path: Path) ->
     assert "%(here)s" not in text
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
-def test_the_systemd_units_verify(tmp_path: Path) -> None:
-    path = write(tmp_path, TWO_CAMERAS)
-    result = subprocess.run([sys.executable, "-m", "pipeline.procs", "--config", str(path), "--format", "systemd",
-                             "--output", str(tmp_path / "units")], cwd=REPO, capture_output=True, text=True,
-                            timeout=30, check=True)
-    units = sorted((tmp_path / "units").iterdir())
-    assert [str(u) for u in units] == sorted(result.stdout.split()) and len(units) == 7
-    verify = subprocess.run(["systemd-analyze", "verify", *map(str, units)], capture_output=True, text=True,
-                            timeout=60)
-    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr  # warnings too, such as a bad value
-
-
 def test_the_example_file_is_valid() -> None:
     found = procs.processes(REPO / "cameras.example.toml")
     assert [p.name for p in found][:2] == ["capture-porch", "capture-garden"]
@@ -188,20 +142,6 @@ def test_the_optional_stages_run_when_the_file_configures_them(tmp_path: Path) -
     assert sections["program:mqtt"]["command"].endswith(f"-m pipeline.mqtt --config {path}")
     listed = write(tmp_path, 'stages = ["gateway", "mqtt"]\n' + TWO_CAMERAS)
     assert [p.name for p in procs.processes(listed)] == ["gateway", "mqtt"]
-
-
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
-def test_without_a_config_file_the_units_run_the_shipped_five_reading_env(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pipeline.procs", "--format", "systemd", "--output", str(tmp_path)],
-                   cwd=REPO, env=clean_env(), capture_output=True, timeout=30, check=True)
-    units = sorted(tmp_path.iterdir())
-    assert [u.name for u in units] == sorted(["camserver.target", *(f"camserver-{s}.service" for s in (
-        "capture", "detector", "recorder", "gateway", "logger"))])
-    gateway = (tmp_path / "camserver-gateway.service").read_text()
-    assert f"EnvironmentFile=-{REPO}/.env\n" in gateway and "-m pipeline.gateway --no-log-time\n" in gateway
-    verify = subprocess.run(["systemd-analyze", "verify", *map(str, units)], capture_output=True, text=True,
-                            timeout=60)
-    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
 
 
 def test_a_file_without_cameras_runs_one_capture_with_it(tmp_path: Path) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import logging
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,6 @@ from pipeline.web.base import basic_credentials
 from pipeline.web.hosts import HostPolicy, is_loopback
 from pipeline.web.login import local_path
 from tests.support.clock import FakeClock
-from tests.support.stages import REPO, clean_env
 
 
 def test_a_hash_verifies_its_password_only_and_is_salted() -> None:
@@ -36,19 +33,6 @@ def test_check_hash_refuses_what_is_not_one_of_our_hashes(line: str) -> None:
     with pytest.raises(ValueError, match=r"python -m pipeline\.passwd") as caught:
         passwd.check_hash(line)
     assert line not in str(caught.value), "the error must not repeat the file's content"
-
-
-def test_the_passwd_command_writes_a_private_file_the_gateway_accepts(tmp_path: Path) -> None:
-    out = tmp_path / "password"
-    done = subprocess.run([sys.executable, "-m", "pipeline.passwd", "-o", str(out)], input=b"s3cret pass\n",
-                          cwd=REPO, env=clean_env(), capture_output=True, timeout=30)
-    assert done.returncode == 0, done.stderr
-    assert out.stat().st_mode & 0o777 == 0o600
-    assert passwd.verify(passwd.check_hash(out.read_text()), "s3cret pass")
-    assert b"s3cret" not in done.stdout + done.stderr
-    empty = subprocess.run([sys.executable, "-m", "pipeline.passwd"], input=b"\n", cwd=REPO, env=clean_env(),
-                           capture_output=True, timeout=30)
-    assert empty.returncode == 2 and b"must not be empty" in empty.stderr
 
 
 def test_credentials_remember_only_verified_passwords() -> None:
