@@ -1,6 +1,6 @@
 """Found / false per condition: camserver's detector next to the seed's algorithm on the same clips.
 
-The clips are tests/clips.py's synthetic scenes with known truth (a walker in view at known
+The clips are tests/support/clips.py's synthetic scenes with known truth (a walker in view at known
 frames, or nothing real moving): low light, noise, a flickering lamp over part of the picture,
 camera shake, rain, a light switch, a twitch and an exposure ramp. Both detectors see the same
 JPEGs (quality 80, as a webcam sends) and feed the same EpisodeTracker rule, so the rows differ
