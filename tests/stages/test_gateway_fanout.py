@@ -52,6 +52,11 @@ class Published:
     def newest(self) -> int:
         return max(self.jpegs, default=-1)
 
+    def jpeg(self, seq: int) -> bytes:
+        """Frame ``seq`` as capture published it; the gateway may hand it to a viewer before this SUB has it."""
+        wait_for(lambda: seq in self.jpegs, 5, f"the test's SUB to receive frame {seq}")
+        return self.jpegs[seq]
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
@@ -170,7 +175,7 @@ def check_frames(frames: list[tuple[int, bytes]], published: Published, first_se
     compared = [(seq, jpeg) for seq, jpeg in frames if seq >= first_seq]
     assert len(compared) >= len(frames) - 1, "the SUB missed frames the viewer got"
     for seq, jpeg in compared:
-        assert jpeg == published.jpegs[seq], f"frame {seq} differs from what capture published"
+        assert jpeg == published.jpeg(seq), f"frame {seq} differs from what capture published"
 
 
 def test_stalled_viewers_do_not_hold_back_the_others_who_get_capture_bytes_exactly(
@@ -234,7 +239,7 @@ def _seqs_until_fresh(frames: Iterator[tuple[int, bytes]], fresh_from: int, publ
     (give or take the one the gateway got a moment before the SUB); every JPEG checked against capture's."""
     stale = []
     for seq, jpeg in frames:
-        assert jpeg == published.jpegs[seq]
+        assert jpeg == published.jpeg(seq)
         if seq >= fresh_from - 1:
             return stale
         stale.append(seq)
