@@ -15,6 +15,21 @@ Events are published by the detector (and later by other stages), in two parts::
     +---------------------+---------------------------------------------+
     body = {"v": 1, "camera": str, "seq": int, "ts": float, "type": str, ...}
 
+A camera's H.264 track is published by the encoder (or by capture, for a camera that sends H.264
+itself), one access unit per message, in three parts::
+
+    +---------------------+------------------------------+----------------------------+
+    | b"video." + camera  | header: msgpack map          | access unit, Annex B       |
+    +---------------------+------------------------------+----------------------------+
+    header = {"v": 1, "camera": str, "seq": int, "ts": float, "key": bool,
+              "w": int, "h": int, "codec": "avc1.PPCCLL", "config": bytes}
+
+``ts`` is the capture time of the picture, ``key`` marks an IDR access unit, where decoding can
+start, and ``config`` holds the SPS and PPS (Annex B) with every key frame and only then, so a
+subscriber can start at any key frame. A subscription is a request: the encoder encodes a camera
+only while some subscriber holds its ``video.`` topic, and subscribing again to a topic already
+held asks for a key frame now (docs/protocol.md).
+
 Every stage also says that it runs, camera or no camera, every HEARTBEAT_EVERY_S on the socket it
 publishes on (capture on its frames socket, detector and recorder on their events sockets)::
 
@@ -58,10 +73,14 @@ from typing import Any
 
 import msgpack
 
+from pipeline.video.nal import NAL_IDR, NAL_PPS, NAL_SPS, BitstreamError, nal_type, parse_sps, split_annexb
+from pipeline.video.nal import starts_with_start_code as _annexb
+
 PROTOCOL_VERSION = 1
 FRAME_PREFIX = b"frame."
 EVENT_PREFIX = b"event."
 STAGE_PREFIX = b"stage."
+VIDEO_PREFIX = b"video."
 # How often a stage sends its heartbeat; a listener counts a stage down after a few missed ones.
 HEARTBEAT_EVERY_S = 2.0
 CAMERA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -70,6 +89,10 @@ MAX_TS = 4_102_444_800.0  # 2100-01-01 UTC
 MAX_SIDE = 8192
 MAX_PIXELS = 7680 * 4320  # 8K UHD
 MAX_DATA_DEPTH = 8
+# An H.264 access unit at most: an IDR of 8K at a high bitrate stays well under it.
+MAX_ACCESS_UNIT = 8 * 1024 * 1024
+MAX_CONFIG = 4096
+CODEC = re.compile(r"avc1\.[0-9a-f]{6}")
 MAX_DATA_ITEMS = 10_000
 # A heartbeat's counters: few, named for a metric, and whole numbers a Prometheus counter can hold.
 MAX_COUNTERS = 32
@@ -199,6 +222,80 @@ class Event:
         )
 
 
+def video_topic(camera: str | None = None) -> bytes:
+    """The subscription prefix for one camera's H.264 track, or for every camera's when None."""
+    return VIDEO_PREFIX if camera is None else VIDEO_PREFIX + camera.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Video:
+    """One H.264 access unit of a camera's track, with what a subscriber needs to start or go on decoding."""
+
+    camera: str
+    seq: int
+    ts: float
+    key: bool
+    width: int
+    height: int
+    codec: str
+    data: bytes
+    config: bytes = b""
+
+    def encode(self) -> list[bytes]:
+        header = {"v": PROTOCOL_VERSION, "camera": self.camera, "seq": self.seq, "ts": self.ts, "key": self.key,
+                  "w": self.width, "h": self.height, "codec": self.codec, "config": self.config}
+        return [video_topic(self.camera), msgpack.packb(header), self.data]
+
+    @classmethod
+    def decode(cls, parts: Sequence[bytes]) -> Video:
+        """A video message, its size and profile checked against its own SPS, its key flag against its NAL types."""
+        if len(parts) != 3:
+            raise ProtocolError(f"a video message has 3 parts, got {len(parts)}")
+        topic, raw_header, data = (bytes(p) for p in parts)
+        header = _unpack_map(raw_header, "video header")
+        video = cls(
+            camera=_camera_for_topic(topic, VIDEO_PREFIX, header),
+            seq=_get(header, "seq", int, minimum=0),
+            ts=_get_ts(header),
+            key=_get(header, "key", bool),
+            width=_get(header, "w", int, minimum=1, maximum=MAX_SIDE),
+            height=_get(header, "h", int, minimum=1, maximum=MAX_SIDE),
+            codec=_get(header, "codec", str),
+            data=data,
+            config=_get(header, "config", bytes),
+        )
+        if video.width * video.height > MAX_PIXELS:
+            raise ProtocolError(f"video of {video.width}x{video.height} is larger than {MAX_PIXELS} pixels")
+        if not CODEC.fullmatch(video.codec):
+            raise ProtocolError(f"video codec {video.codec[:40]!r} is not avc1.PPCCLL")
+        if not 0 < len(data) <= MAX_ACCESS_UNIT or not _annexb(data):
+            raise ProtocolError(f"video access unit of {len(data)} bytes is not Annex B H.264 up to {MAX_ACCESS_UNIT}")
+        try:
+            types = {nal_type(unit) for unit in split_annexb(data)}
+            if video.key != (NAL_IDR in types):
+                has = "has no" if video.key else "has an"
+                raise ProtocolError(f"video key flag is {video.key}, but its access unit {has} IDR slice")
+            if video.key:
+                video._check_config()
+            elif video.config:
+                raise ProtocolError("video config (SPS, PPS) comes with key frames only")
+        except BitstreamError as exc:
+            raise ProtocolError(f"video of {video.camera}: {exc}") from None
+        return video
+
+    def _check_config(self) -> None:
+        if not 0 < len(self.config) <= MAX_CONFIG or not _annexb(self.config):
+            raise ProtocolError(f"a key frame's config of {len(self.config)} bytes is not Annex B SPS and PPS")
+        units = split_annexb(self.config)
+        sps = [unit for unit in units if nal_type(unit) == NAL_SPS]
+        if len(sps) != 1 or not any(nal_type(unit) == NAL_PPS for unit in units):
+            raise ProtocolError("a key frame's config holds one SPS and a PPS")
+        parsed = parse_sps(sps[0])
+        if (parsed.width, parsed.height) != (self.width, self.height) or parsed.codec != self.codec:
+            raise ProtocolError(f"video header says {self.width}x{self.height} {self.codec}, its SPS "
+                                f"{parsed.width}x{parsed.height} {parsed.codec}")
+
+
 def stage_topic() -> bytes:
     """The subscription prefix for every stage's heartbeat."""
     return STAGE_PREFIX
@@ -236,11 +333,13 @@ class Heartbeat:
                    camera=None if camera is None else check_camera_id(camera))
 
 
-def decode(parts: Sequence[bytes]) -> Frame | Event | Heartbeat:
+def decode(parts: Sequence[bytes]) -> Frame | Event | Heartbeat | Video:
     """Decode any message by its topic, for sockets subscribed to several kinds."""
     topic = bytes(parts[0]) if parts else b""
     if topic.startswith(FRAME_PREFIX):
         return Frame.decode(parts)
+    if topic.startswith(VIDEO_PREFIX):
+        return Video.decode(parts)
     if topic.startswith(EVENT_PREFIX):
         return Event.decode(parts)
     if topic.startswith(STAGE_PREFIX):

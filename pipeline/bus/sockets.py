@@ -19,7 +19,7 @@ import zmq
 
 from pipeline.bus.curve import secure_client, secure_server
 from pipeline.bus.keyfiles import Curve
-from pipeline.protocol import HEARTBEAT_EVERY_S, Event, Frame, Heartbeat, ProtocolError, decode
+from pipeline.protocol import HEARTBEAT_EVERY_S, Event, Frame, Heartbeat, ProtocolError, Video, decode
 from pipeline.stage.ratelog import RateLimitedLog
 
 FRAME_HWM = 2
@@ -96,7 +96,7 @@ class Decoder:
         self.malformed = 0
         self._notes = RateLimitedLog(log)
 
-    def __call__(self, parts: Sequence[bytes]) -> Frame | Event | Heartbeat | None:
+    def __call__(self, parts: Sequence[bytes]) -> Frame | Event | Heartbeat | Video | None:
         try:
             return decode(parts)
         except ProtocolError as exc:

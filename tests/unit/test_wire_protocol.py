@@ -121,7 +121,7 @@ def test_topics() -> None:
         (frame_parts(camera=5), "should be str"),
         (frame_parts(camera=REMOVE), "missing key 'camera'"),
         ([b"frame.a/b", msgpack.packb({**frame().header(), "camera": "a/b"}), JPEG], "bad camera id"),
-        ([b"video.cam0", b"", b""], "unknown topic"),
+        ([b"audio.cam0", b"", b""], "unknown topic"),
         ([], "unknown topic"),
     ],
 )
