@@ -32,7 +32,22 @@ def publisher(ctx: zmq.Context, endpoints: Iterable[str], hwm: int, curve: Curve
     With ``curve`` it is a CURVE server, and ``ctx`` must have a running curve.Authenticator
     (RuntimeError if not: without ZAP any client knowing the public key would be admitted).
     """
-    sock = ctx.socket(zmq.PUB)
+    return _bound(ctx.socket(zmq.PUB), endpoints, hwm, curve)
+
+
+def xpublisher(ctx: zmq.Context, endpoints: Iterable[str], hwm: int, curve: Curve | None = None) -> zmq.Socket:
+    """A publisher that also hands its stage every subscription, repeated ones included (XPUB_VERBOSE).
+
+    For a stage whose work is on demand: ``recv()`` gives ``b"\\x01" + topic`` for each subscription
+    and ``b"\\x00" + topic`` once the last subscriber of a topic unsubscribed or went away. CURVE and
+    binding as ``publisher``.
+    """
+    sock = ctx.socket(zmq.XPUB)
+    sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+    return _bound(sock, endpoints, hwm, curve)
+
+
+def _bound(sock: zmq.Socket, endpoints: Iterable[str], hwm: int, curve: Curve | None) -> zmq.Socket:
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, hwm)
     if curve is not None:

@@ -125,6 +125,9 @@ class Config:
     recorder_events: tuple[str, ...] = option(parse_endpoints, "ZeroMQ endpoint(s) of the recorder's events: the "
                                               "recorder binds, the others connect", ("tcp://127.0.0.1:5557",),
                                               see="protocol.md")
+    video: tuple[str, ...] = option(parse_endpoints, "ZeroMQ endpoint(s) of the cameras' H.264 tracks: the encoder "
+                                    "binds, the others connect and subscribe to what they want encoded",
+                                    ("tcp://127.0.0.1:5558",), see="protocol.md")
     curve_keys: Path | None = option(parsers.key_folder, "folder of the bus's key pair made by python -m "
                                      "pipeline.keys DIR: every ZeroMQ socket encrypted and every peer authenticated "
                                      "(CURVE)", see="cameras.md")

@@ -51,7 +51,6 @@ class CameraEncoder:
 
     def __init__(self, camera: str, options: dict[str, str] | None = None) -> None:
         self.camera = camera
-        self.frames_encoded = 0
         self._options = dict(ENCODER_OPTIONS if options is None else options)
         self._seq = 0
         self._size: tuple[int, int] | None = None
@@ -96,7 +95,6 @@ class CameraEncoder:
         picture.pict_type = PictureType.NONE
         if self._key_wanted or frame.ts - self._last_key_ts >= KEYFRAME_EVERY_S:
             picture.pict_type = PictureType.I
-        self.frames_encoded += 1
         return [self._message(bytes(packet), frame.ts) for packet in self._x264.encode(picture)]
 
     def release(self) -> None:
