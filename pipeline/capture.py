@@ -2,7 +2,7 @@
 
 One process per camera. It binds the frames PUB socket, so every consumer connects to it and
 may come and go; when it restarts, its ``seq`` starts again from 0. A source that delivers JPEGs
-(an MJPEG webcam, file or HTTP stream) is passed through byte for byte (pipeline/video/encoder.py):
+(an MJPEG webcam, file or HTTP stream) is passed through byte for byte (pipeline/video/frames.py):
 nothing is decoded or encoded unless a smaller size than the source's own is asked for. Sources
 are described in docs/cameras.md.
 """
@@ -18,7 +18,7 @@ from pipeline.bus import curve
 from pipeline.bus.sockets import FRAME_HWM, Heartbeats, publisher
 from pipeline.config.options import DEFAULT_FPS, Config, ConfigError
 from pipeline.stage.lifecycle import main
-from pipeline.video.encoder import FrameEncoder
+from pipeline.video.frames import FrameEncoder
 from pipeline.video.pacing import Pacer
 from pipeline.video.sources import EndOfStream, FrameSource, open_source
 

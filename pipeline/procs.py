@@ -47,7 +47,7 @@ class Process(NamedTuple):
 def processes(path: Path | None) -> list[Process]:
     """The processes the config file at ``path`` asks this host to run; ConfigError for a bad file.
 
-    Without a file, the shipped five of one camera, configured by variables as ``./run`` runs them.
+    Without a file, the shipped six of one camera, configured by variables as ``./run`` runs them.
     """
     if path is None:
         return [Process(stage, stage, ()) for stage in STAGES]

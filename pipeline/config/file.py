@@ -1,7 +1,7 @@
 """The TOML configuration file: global defaults, one table per camera, read with the standard library.
 
     log_level = "INFO"          # any option, by the name of its flag (dashes or underscores)
-    stages = ["capture", "detector", "recorder", "gateway", "logger"]   # what this host runs
+    stages = ["capture", "detector", "recorder", "gateway", "logger", "encoder"]   # what this host runs
     remote_frames = ["tcp://garden-pi.local:5555"]   # captures on other hosts to subscribe to
 
     [cameras.porch]             # a camera id: letters, digits, - and _
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STAGES = ("capture", "detector", "recorder", "gateway", "logger")
+STAGES = ("capture", "detector", "recorder", "gateway", "logger", "encoder")
 # Stages run only when asked for: listed in ``stages``, or configured at the file's top level.
 OPTIONAL_STAGES = {
     "hooks": ("on_motion_start", "on_motion_end", "on_recording_saved", "on_camera_lost", "on_camera_found",

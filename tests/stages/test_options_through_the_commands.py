@@ -25,7 +25,7 @@ def test_unreadable_mask_image_stops_the_detector(tmp_path: Path) -> None:
     assert f"cannot read mask image {junk}" in result.stderr
 
 
-@pytest.mark.parametrize("stage", ["capture", "detector", "recorder", "gateway", "logger"])
+@pytest.mark.parametrize("stage", ["capture", "detector", "recorder", "gateway", "logger", "encoder"])
 def test_bad_value_stops_stage_with_one_line(stage: str) -> None:
     result = subprocess.run([sys.executable, "-m", f"pipeline.{stage}"], cwd=REPO, capture_output=True, text=True,
                             env=clean_env(CAMSERVER_FRAMES="nonsense", CAMSERVER_EVENTS="nonsense"), timeout=30)
@@ -35,7 +35,7 @@ def test_bad_value_stops_stage_with_one_line(stage: str) -> None:
     assert "CAMSERVER_" in lines[0] and "'nonsense'" in lines[0]
 
 
-@pytest.mark.parametrize("stage", ["capture", "detector", "recorder", "gateway", "logger"])
+@pytest.mark.parametrize("stage", ["capture", "detector", "recorder", "gateway", "logger", "encoder"])
 def test_help_lists_options_with_defaults_and_variables(stage: str) -> None:
     result = subprocess.run([sys.executable, "-m", f"pipeline.{stage}", "--help"], cwd=REPO, capture_output=True,
                             text=True, env=clean_env(), timeout=30)

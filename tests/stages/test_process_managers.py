@@ -25,7 +25,7 @@ from tests.support.stages import REPO, clean_env
 from tests.support.waiting import wait_for
 from tests.support.web import http_get
 
-STAGES = ("capture", "detector", "recorder", "gateway", "logger")
+STAGES = ("capture", "detector", "recorder", "gateway", "logger", "encoder")
 
 
 def serves_frames(port: int, since: float = 0.0) -> bool:

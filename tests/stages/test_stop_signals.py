@@ -23,6 +23,7 @@ STAGES = {
     "recorder": (),
     "gateway": (),
     "logger": (),
+    "encoder": (),
 }
 
 

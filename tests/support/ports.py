@@ -62,14 +62,15 @@ class Ports:
     recorder_events: str
     http: int
     recordings: Path
+    video: str
 
     def env(self) -> dict[str, str]:
         return {"CAMSERVER_FRAMES": self.frames, "CAMSERVER_EVENTS": self.events,
                 "CAMSERVER_RECORDER_EVENTS": self.recorder_events, "CAMSERVER_PORT": str(self.http),
-                "CAMSERVER_RECORDINGS": str(self.recordings)}
+                "CAMSERVER_RECORDINGS": str(self.recordings), "CAMSERVER_VIDEO": self.video}
 
 
 @pytest.fixture
 def ports(tmp_path: Path) -> Ports:
     endpoint = lambda: f"tcp://127.0.0.1:{free_port()}"  # noqa: E731
-    return Ports(endpoint(), endpoint(), endpoint(), free_port(), tmp_path / "recordings")
+    return Ports(endpoint(), endpoint(), endpoint(), free_port(), tmp_path / "recordings", endpoint())

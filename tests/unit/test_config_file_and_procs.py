@@ -107,7 +107,8 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 def test_procs_makes_one_capture_per_local_camera_and_one_of_each_other_stage(tmp_path: Path) -> None:
     path = write(tmp_path, TWO_CAMERAS)
     found = procs.processes(path)
-    assert [p.name for p in found] == ["capture-porch", "capture-yard", "detector", "recorder", "gateway", "logger"]
+    assert [p.name for p in found] == ["capture-porch", "capture-yard", "detector", "recorder", "gateway", "logger",
+                                      "encoder"]
     text = procs.procfile(found, (REPO / "Procfile").read_text())
     assert f"capture-yard: exec python -m pipeline.capture --no-log-time --config {path} --camera yard\n" in text
     only_capture = write(tmp_path, 'stages = ["capture"]\n' + TWO_CAMERAS)
@@ -147,4 +148,5 @@ def test_the_optional_stages_run_when_the_file_configures_them(tmp_path: Path) -
 def test_a_file_without_cameras_runs_one_capture_with_it(tmp_path: Path) -> None:
     path = write(tmp_path, 'source = "demo"\n')
     assert [(p.name, p.args) for p in procs.processes(path)] == [
-        (stage, ("--config", str(path))) for stage in ("capture", "detector", "recorder", "gateway", "logger")]
+        (stage, ("--config", str(path)))
+        for stage in ("capture", "detector", "recorder", "gateway", "logger", "encoder")]
