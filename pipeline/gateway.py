@@ -24,11 +24,13 @@ from pipeline.web import server
 from pipeline.web.app import announce, make_app, make_guard
 from pipeline.web.hosts import is_loopback
 from pipeline.web.hub import Hub
-from pipeline.web.pump import Pump
+from pipeline.web.pump import Pump, VideoSubscriptions
+from pipeline.web.tracks import Tracks
 
 OPTIONS = ("host", "port", "frames", "events", "recorder_events", "recordings", "log_level", "log_time", "user",
            "password", "password_file", "insecure_no_auth", "allowed_hosts", "tls_cert", "tls_key", "max_connections",
-           "max_connections_per_client", "max_viewers_per_client", "curve_keys", "insecure_bus", "metrics_token")
+           "max_connections_per_client", "max_viewers_per_client", "curve_keys", "insecure_bus", "metrics_token",
+           "video")
 
 log = logging.getLogger("camserver.gateway")
 
@@ -58,28 +60,35 @@ async def serve(cfg: Config) -> int:
         return 1
     try:
         keys = bus_curve(cfg.curve_keys, cfg.insecure_bus, binds=(),
-                         connects=(*cfg.frames, *cfg.events, *cfg.recorder_events))
+                         connects=(*cfg.frames, *cfg.events, *cfg.recorder_events, *cfg.video))
     except OSError as exc:
         log.error("%s", exc)
         return 1
     decoder = Decoder(log)
-    app = make_app(hub, Library(cfg.recordings), guard, cfg.max_viewers_per_client, decoder, cfg.metrics_token)
+    ctx = zmq.Context()
+    # Subscribed to no camera's track until its first H.264 viewer: the subscription is the request.
+    video = subscriber(ctx, cfg.video, [], EVENT_HWM, keys)
+    tracks = Tracks(VideoSubscriptions(video))
+    app = make_app(hub, Library(cfg.recordings), guard, cfg.max_viewers_per_client, decoder, cfg.metrics_token,
+                   tracks)
     try:
         http = server.listen(app, cfg.port, cfg.host, server.tls_context(cfg), cfg.max_connections,
                              cfg.max_connections_per_client)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", cfg.host, cfg.port, exc)
+        ctx.destroy(linger=0)
         return 1
-    ctx = zmq.Context()
     pumps = [
         Pump(subscriber(ctx, cfg.frames, [frame_topic(), stage_topic()], FRAME_HWM, keys), hub, decoder),
         Pump(subscriber(ctx, (*cfg.events, *cfg.recorder_events), [event_topic(), stage_topic()], EVENT_HWM,
                         keys), hub, decoder),
+        Pump(video, hub, decoder, tracks),
     ]
     announce(cfg, guard)
     await stop.wait()
     http.stop()
     hub.close()
+    tracks.close()
     for each in pumps:
         each.close()
     try:

@@ -19,7 +19,7 @@ import zmq
 from pipeline.bus.sockets import Decoder, receive
 from pipeline.config.loading import load_or_exit
 from pipeline.config.options import Config
-from pipeline.protocol import Event, Frame
+from pipeline.protocol import Event, Frame, Video
 from pipeline.stage.native_stderr import route_native_stderr
 from pipeline.stage.ratelog import RateLimitedLog
 
@@ -95,11 +95,11 @@ def consume(
                              message_summary(message), exc_info=True)
 
 
-def message_summary(message: Frame | Event) -> str:
+def message_summary(message: Frame | Event | Video) -> str:
     """What a log line says of a message: enough to find it, never its payload."""
-    if isinstance(message, Frame):
-        return f"frame {message.camera} seq={message.seq}"
-    return f"event {message.camera} {message.type} seq={message.seq}"
+    if isinstance(message, Event):
+        return f"event {message.camera} {message.type} seq={message.seq}"
+    return f"{'frame' if isinstance(message, Frame) else 'video'} {message.camera} seq={message.seq}"
 
 
 def main(stage: str, options: Sequence[str], doc: str, run: Callable[[Config, threading.Event], int],

@@ -22,9 +22,11 @@ from pipeline.web.hub import Hub
 from pipeline.web.live import LiveSocket, MjpegStream, Snapshot
 from pipeline.web.login import Login, Logout, Session
 from pipeline.web.metrics import Metrics, registry_for
+from pipeline.web.mse import MseSocket
 from pipeline.web.page import Page
 from pipeline.web.recordings import Recording, RecordingFile, RecordingList
 from pipeline.web.status import Health, Status
+from pipeline.web.tracks import Tracks
 from pipeline.web.viewers import StreamQuota
 from pipeline.web.wire import Wire
 
@@ -59,11 +61,15 @@ def announce(cfg: Config, guard: Guard) -> None:
                     "watch the camera and delete recordings", cfg.host, cfg.port)
 
 
-def make_app(hub: Hub, library: Library, guard: Guard, viewers_per_client: int,
-             decoder: Decoder, metrics_token: str | None = None) -> tornado.web.Application:
-    live = {"hub": hub, "quota": StreamQuota(viewers_per_client), "wire": Wire()}
+def make_app(hub: Hub, library: Library, guard: Guard, viewers_per_client: int, decoder: Decoder,
+             metrics_token: str | None = None, tracks: Tracks | None = None) -> tornado.web.Application:
+    """The application; without ``tracks`` (tests of the other routes) there is no H.264 live view."""
+    quota = StreamQuota(viewers_per_client)
+    live = {"hub": hub, "quota": quota, "wire": Wire()}
+    h264 = [(r"/api/ws", MseSocket, {"hub": hub, "tracks": tracks, "quota": quota})] if tracks is not None else []
     return tornado.web.Application(
         [
+            *h264,
             (r"/()", Page, {"path": STATIC_DIR, "default_filename": "index.html"}),
             (r"/static/(.*)", Page, {"path": STATIC_DIR}),
             (r"/login", Login),

@@ -1,4 +1,4 @@
-"""ZeroMQ into the hub, on Tornado's own event loop: the gateway's only reader of the bus."""
+"""ZeroMQ into the hub and the H.264 tracks, on Tornado's own event loop: the gateway's only reader of the bus."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 import zmq
 
 from pipeline.bus.sockets import Decoder
-from pipeline.protocol import Event, Frame, Heartbeat
+from pipeline.protocol import Event, Frame, Heartbeat, Video, video_topic
 from pipeline.stage.lifecycle import message_summary
 from pipeline.stage.ratelog import RateLimitedLog
 from pipeline.web.hub import Hub
+from pipeline.web.tracks import Tracks
 
 log = logging.getLogger("camserver.gateway")
 
@@ -30,8 +31,8 @@ class Pump:
 
     MAX_BATCH = 1000
 
-    def __init__(self, sock: zmq.Socket, hub: Hub, decoder: Decoder) -> None:
-        self._sock, self._hub, self._decoder = sock, hub, decoder
+    def __init__(self, sock: zmq.Socket, hub: Hub, decoder: Decoder, tracks: Tracks | None = None) -> None:
+        self._sock, self._hub, self._decoder, self._tracks = sock, hub, decoder, tracks
         self._failures = RateLimitedLog(log)
         self._loop = asyncio.get_running_loop()
         self._fd = sock.getsockopt(zmq.FD)
@@ -59,13 +60,38 @@ class Pump:
                 _publish(self._hub.publish_event, message, self._failures)
             elif isinstance(message, Heartbeat):
                 self._hub.publish_heartbeat(message)
+            elif isinstance(message, Video) and self._tracks is not None:  # every access unit: each needs the last
+                _publish(self._tracks.publish, message, self._failures)
         for frame in newest.values():
             if _publish(self._hub.publish_frame, frame, self._failures) is False:
                 self._failures.warning("cameras", "ignoring frames of camera %s: already %d cameras", frame.camera,
                                        len(self._hub.cameras))
 
 
-def _publish(publish: Callable[[Any], bool | None], message: Frame | Event, failures: RateLimitedLog) -> bool | None:
+class VideoSubscriptions:
+    """The gateway's wants on the bus: a subscription to a camera's ``video.`` topic is the request for its track.
+
+    Subscribing again to a topic already held, then dropping the extra hold, sends the publisher a
+    second subscription (which its XPUB_VERBOSE socket passes on) and nothing else: that is how a
+    key frame is asked for (docs/protocol.md).
+    """
+
+    def __init__(self, sock: zmq.Socket) -> None:
+        self._sock = sock
+
+    def want(self, camera: str) -> None:
+        self._sock.subscribe(video_topic(camera))
+
+    def release(self, camera: str) -> None:
+        self._sock.unsubscribe(video_topic(camera))
+
+    def key_frame(self, camera: str) -> None:
+        self._sock.subscribe(video_topic(camera))
+        self._sock.unsubscribe(video_topic(camera))
+
+
+def _publish(publish: Callable[[Any], bool | None], message: Frame | Event | Video,
+             failures: RateLimitedLog) -> bool | None:
     try:
         return publish(message)
     except Exception:
