@@ -8,11 +8,8 @@ frames by hand, where what happens per frame can be counted.
 from __future__ import annotations
 
 import asyncio
-import base64
 import http.client
-import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,9 +24,7 @@ from pipeline.web import wire
 from tests.support.ports import Ports
 from tests.support.stages import Stage
 from tests.support.waiting import wait_for
-from tests.support.web import LiveClient, gateway_app, gateway_up
-
-STALLED_RCVBUF = 4096
+from tests.support.web import LiveClient, RawReader, gateway_app, gateway_up, raw_connection, websocket_request
 
 
 class Published:
@@ -71,81 +66,11 @@ def published(ports: Ports) -> Iterator[Published]:
     sub.close()
 
 
-def raw_connection(port: int, request: bytes) -> socket.socket:
-    """A client with a tiny receive buffer that sends its request and reads nothing yet."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALLED_RCVBUF)
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(request)
-    return sock
-
-
-def websocket_request(port: int) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (f"GET /webcam HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
-
-
 def mjpeg_request(port: int, version: str = "1.1") -> bytes:
     return f"GET /stream.mjpg HTTP/{version}\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
 
 
-class RawReader:
-    """Reads exact byte counts and lines from a raw socket, for clients that choose when to read."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self._buffer = bytearray()
-
-    def exactly(self, count: int) -> bytes:
-        while len(self._buffer) < count:
-            data = self.sock.recv(65536)
-            assert data, "the gateway closed the connection"
-            self._buffer += data
-        taken = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        return taken
-
-    def until(self, marker: bytes) -> bytes:
-        while marker not in self._buffer:
-            data = self.sock.recv(65536)
-            assert data, "the gateway closed the connection"
-            self._buffer += data
-        end = self._buffer.index(marker) + len(marker)
-        taken = bytes(self._buffer[:end])
-        del self._buffer[:end]
-        return taken
-
-    def websocket_message(self) -> tuple[int, bytes]:
-        """(opcode, payload) of the next whole WebSocket frame a server sent (unmasked)."""
-        first, second = self.exactly(2)
-        length = second & 0x7F
-        if length == 126:
-            length = int.from_bytes(self.exactly(2), "big")
-        elif length == 127:
-            length = int.from_bytes(self.exactly(8), "big")
-        return first & 0x0F, self.exactly(length)
-
-    def websocket_frames(self) -> Iterator[tuple[int, bytes]]:
-        """(seq, JPEG) of each frame as it comes, past the handshake's response."""
-        seq = None
-        while True:
-            opcode, payload = self.websocket_message()
-            if opcode == 0x1:
-                message = json.loads(payload)
-                seq = message["seq"] if message["type"] == "frame" else seq
-            elif opcode == 0x2:
-                assert seq is not None, "a JPEG without its description"
-                yield seq, payload
-
-    def mjpeg_parts(self) -> Iterator[tuple[dict[str, str], bytes]]:
-        """(headers, JPEG) of each part of a multipart stream that is not chunked."""
-        while True:
-            head = self.until(b"\r\n\r\n").decode().strip()
-            headers = dict(line.split(": ", 1) for line in head.splitlines()[1:])
-            yield headers, self.exactly(int(headers["Content-Length"]))
-            assert self.exactly(2) == b"\r\n"
 
 
 def mjpeg_frames(port: int, count: int) -> list[tuple[int, bytes]]:
@@ -185,7 +110,7 @@ def test_stalled_viewers_do_not_hold_back_the_others_who_get_capture_bytes_exact
     wait_for(gateway_up(ports.http), 20, "the gateway to serve frames")
     wait_for(lambda: len(published.jpegs) >= 3, 10, "the SUB to receive frames")
     first_seq = published.newest() + 1
-    stalled = [raw_connection(ports.http, websocket_request(ports.http)) for _ in range(4)]
+    stalled = [raw_connection(ports.http, websocket_request(ports.http, "/webcam")) for _ in range(4)]
     stalled += [raw_connection(ports.http, mjpeg_request(ports.http)) for _ in range(2)]
 
     async def watch() -> tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]:
@@ -214,7 +139,7 @@ def test_a_viewer_that_reads_again_gets_the_newest_frame_not_a_backlog(
     start_stage("capture", "--source", "demo", "--fps", "15", "--width", "1280", "--height", "720")
     wait_for(gateway_up(ports.http), 20, "the gateway to serve frames")
     wait_for(lambda: len(published.jpegs) >= 3, 10, "the SUB to receive frames")
-    websocket = RawReader(raw_connection(ports.http, websocket_request(ports.http)))
+    websocket = RawReader(raw_connection(ports.http, websocket_request(ports.http, "/webcam")))
     mjpeg = RawReader(raw_connection(ports.http, mjpeg_request(ports.http, "1.0")))
     try:
         for reader in (websocket, mjpeg):

@@ -7,9 +7,12 @@ hub by hand and count what happens per frame.
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import json
 import logging
+import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -134,3 +137,82 @@ def assert_one_recording_each(port: int, cameras: list[str], recordings: Path, t
             status, _, video = http_get(port, recording["video_url"])
             assert status == 200 and video[4:8] == b"ftyp" and len(video) > 1000, recording
             assert any(path.name.endswith(f"_{camera}.mp4") for path in recordings.iterdir())
+
+
+# Raw clients: a socket with a tiny receive buffer that reads only when the test says, as a stalled
+# or throttled viewer does.
+STALLED_RCVBUF = 4096
+
+
+def raw_connection(port: int, request: bytes) -> socket.socket:
+    """A client with a tiny receive buffer that sends its request and reads nothing yet."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALLED_RCVBUF)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(request)
+    return sock
+
+
+def websocket_request(port: int, path: str) -> bytes:
+    """The opening handshake of a WebSocket to ``path``, as a client that reads when it chooses sends it."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+
+
+class RawReader:
+    """Reads exact byte counts and lines from a raw socket, for clients that choose when to read."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buffer = bytearray()
+
+    def exactly(self, count: int) -> bytes:
+        while len(self._buffer) < count:
+            data = self.sock.recv(65536)
+            assert data, "the gateway closed the connection"
+            self._buffer += data
+        taken = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return taken
+
+    def until(self, marker: bytes) -> bytes:
+        while marker not in self._buffer:
+            data = self.sock.recv(65536)
+            assert data, "the gateway closed the connection"
+            self._buffer += data
+        end = self._buffer.index(marker) + len(marker)
+        taken = bytes(self._buffer[:end])
+        del self._buffer[:end]
+        return taken
+
+    def websocket_message(self) -> tuple[int, bytes]:
+        """(opcode, payload) of the next whole WebSocket frame a server sent (unmasked)."""
+        first, second = self.exactly(2)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(self.exactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(self.exactly(8), "big")
+        return first & 0x0F, self.exactly(length)
+
+    def websocket_frames(self) -> Iterator[tuple[int, bytes]]:
+        """(seq, JPEG) of each frame as it comes, past the handshake's response."""
+        seq = None
+        while True:
+            opcode, payload = self.websocket_message()
+            if opcode == 0x1:
+                message = json.loads(payload)
+                seq = message["seq"] if message["type"] == "frame" else seq
+            elif opcode == 0x2:
+                assert seq is not None, "a JPEG without its description"
+                yield seq, payload
+
+    def mjpeg_parts(self) -> Iterator[tuple[dict[str, str], bytes]]:
+        """(headers, JPEG) of each part of a multipart stream that is not chunked."""
+        while True:
+            head = self.until(b"\r\n\r\n").decode().strip()
+            headers = dict(line.split(": ", 1) for line in head.splitlines()[1:])
+            yield headers, self.exactly(int(headers["Content-Length"]))
+            assert self.exactly(2) == b"\r\n"
