@@ -54,6 +54,7 @@ class MseViewer:
         self.closed = False
         self._write, self._end = write, end
         self._init: bytes | None = None  # the init segment this viewer's MediaSource was given
+        self._init_frame = b""  # that init as the WebSocket frame queued for it
         self._waiting: deque[bytes] = deque()
         self._in_flight = False
         self.dropped = 0  # fragments never sent since the last drop notice
@@ -63,21 +64,25 @@ class MseViewer:
         """Take one fragment (already a WebSocket frame); True when the viewer needs a key frame to go on."""
         if self.closed:
             return False
-        if self.needs_key:
-            if not key:
-                self.dropped += 1
-                return False
+        if self.needs_key and not key:
+            self.dropped += 1
+            return False
+        if key and (self.needs_key or self._init is not track.init):  # a start, or the stream changed size
             self.needs_key = False
             if self._init is not track.init:
                 self._init = track.init
                 mime = f'video/mp4; codecs="{track.codec}"'
                 self._waiting.append(websocket_text({"type": "mse", "value": mime}))
-                self._waiting.append(websocket_header(WS_BINARY, len(track.init)) + track.init)
+                self._init_frame = websocket_header(WS_BINARY, len(track.init)) + track.init
+                self._waiting.append(self._init_frame)
             if self.dropped:
                 self._waiting.append(websocket_text({"type": "drop", "frames": self.dropped}))
                 self.dropped = 0
         elif len(self._waiting) >= MAX_BEHIND:
-            self.dropped += len(self._waiting) + 1
+            if any(data is self._init_frame for data in self._waiting):
+                self._init = None  # never sent: the codec answer and init go again with the next key frame
+            fragments = sum(data[0] == 0x82 and data is not self._init_frame for data in self._waiting)
+            self.dropped += fragments + 1
             self._waiting.clear()
             self.needs_key = True
             return True

@@ -21,15 +21,15 @@ from tests.support.clock import FakeClock
 W, H = 160, 120
 
 
-def track(count: int, keys_at: tuple[int, ...] = ()) -> list[Video]:
+def track(count: int, keys_at: tuple[int, ...] = (), size: tuple[int, int] = (W, H)) -> list[Video]:
     """``count`` access units of the demo scene, key frames at 0 and at ``keys_at``."""
-    scene, encoder, out = DemoScene(W, H, seed=1), CameraEncoder("cam0"), []
+    scene, encoder, out = DemoScene(*size, seed=1), CameraEncoder("cam0"), []
     for seq in range(count):
         if seq in keys_at:
             encoder.request_key()
         ok, jpeg = cv2.imencode(".jpg", scene.render(seq / 10, 1_700_000_000 + seq / 10))
         assert ok
-        out += encoder.encode(Frame("cam0", seq, 1_700_000_000 + seq / 10, W, H, True, jpeg.tobytes()))
+        out += encoder.encode(Frame("cam0", seq, 1_700_000_000 + seq / 10, *size, True, jpeg.tobytes()))
     return out
 
 
@@ -152,3 +152,29 @@ def test_an_ended_viewer_takes_nothing() -> None:
     viewer.close()
     ended: list[Ending] = client.ended
     assert ended == ["closed"] and not viewer.offer(None, b"", True)  # type: ignore[arg-type]
+
+
+def test_a_stream_that_changes_size_gives_every_viewer_a_new_codec_answer_and_init() -> None:
+    tracks, client = Tracks(Demand(), FakeClock()), Client()
+    tracks.join(client.viewer())
+    for unit in track(3) + track(3, size=(320, 240)):
+        tracks.publish(unit)
+    assert [text["type"] for text in client.texts()] == ["mse", "mse"]
+    assert client.binaries() == 2 + 6, "two init segments and every fragment"
+
+
+def test_a_new_init_a_slow_viewer_never_got_goes_again_with_the_next_key_frame() -> None:
+    clock = FakeClock()
+    tracks, slow = Tracks(Demand(), clock), Client(slow=True)
+    tracks.join(slow.viewer())
+    tracks.publish(track(1)[0])  # written at once; the socket then stalls
+    larger = track(MAX_BEHIND + 10, keys_at=(MAX_BEHIND + 5,), size=(320, 240))
+    for unit in larger:  # the new size's init waits behind the stalled write, and is dropped with the rest
+        clock.now += 0.1
+        tracks.publish(unit)
+    slow.take()
+    assert [text["type"] for text in slow.texts()] == ["mse", "mse", "drop"]
+    kinds = ["init" if data[0] == 0x82 and b"moov" in data[:64] else hex(data[0]) for data in slow.sent]
+    drop = kinds.index("0x81", kinds.index("init", 2) + 1)
+    assert kinds[drop - 2:drop + 2] == ["0x81", "init", "0x81", "0x82"], "codec answer, init, drop, fragments"
+    assert 1 <= kinds[drop:].count("0x82") <= 21, "then at most one GOP: from the next key frame on"
