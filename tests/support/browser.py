@@ -115,3 +115,42 @@ def alert_showing(driver: webdriver.Chrome) -> bool:
     except Exception:  # selenium's NoAlertPresentException
         return False
     return True
+
+
+# A <camera-picture>'s own state (the live view's by default) and the mode label the page shows next to it.
+PICTURE_STATE = """
+const picture = arguments[0] ? document.querySelector(arguments[0]) : document.getElementById('live');
+if (!picture) return null;
+const label = document.getElementById('live-mode');
+return {
+  mode: picture.mode ?? null,
+  playing: picture.playing,
+  frames: picture.frames ?? 0,
+  bitrate: picture.bitrate ?? 0,
+  currentTime: picture.currentTime ?? 0,
+  decodedFrames: picture.decodedFrames ?? 0,
+  width: picture.naturalWidth,
+  height: picture.naturalHeight,
+  label: label ? label.textContent : null,
+  videoShown: !!picture.querySelector('video')?.checkVisibility?.(),
+  imgShown: !!picture.querySelector('img')?.checkVisibility?.(),
+};
+"""
+
+
+def picture_state(driver: webdriver.Chrome, selector: str = "") -> dict:
+    """A <camera-picture>'s mode ("h264" or "jpeg"), frames shown, bitrate (bit/s), the video's currentTime and
+    decoded frames, its picture's size, which of its <video> and <img> is shown, and the page's mode label."""
+    return driver.execute_script(PICTURE_STATE, selector)
+
+
+def video_frame_pixels(driver: webdriver.Chrome, selector: str = "#live") -> list[int] | None:
+    """A grey copy (160x120) of the frame a <camera-picture>'s <video> shows, drawn through a canvas."""
+    return driver.execute_script(
+        "const v = document.querySelector(arguments[0] + ' video');"
+        "if (!v || !v.videoWidth) return null;"
+        "const c = document.createElement('canvas'); c.width = 160; c.height = 120;"
+        "const g = c.getContext('2d'); g.drawImage(v, 0, 0, 160, 120);"
+        "const d = g.getImageData(0, 0, 160, 120).data; const out = [];"
+        "for (let i = 0; i < d.length; i += 4) out.push((d[i] + d[i + 1] + d[i + 2]) / 3 | 0);"
+        "return out;", selector)

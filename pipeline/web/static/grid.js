@@ -38,12 +38,26 @@ function makeTile(camera) {
   const fps = part('span', 'tile-fps');
   const motion = part('span', 'tile-motion', 'Motion');
   const recording = part('span', 'tile-recording', '● REC');
-  bar.append(name, state, motion, recording, fps);
+  const mode = part('span', 'tile-mode');
+  mode.title = 'How the picture comes (H.264 video or JPEG frames) and its bitrate';
+  bar.append(name, state, motion, recording, mode, fps);
   el.append(frame, bar);
-  return { camera, el, picture, frame, demo, note, state, fps, motion, recording };
+  const tile = { camera, el, picture, frame, demo, note, state, fps, motion, recording, mode };
+  picture.addEventListener('mode', () => showMode(tile));
+  picture.addEventListener('pause', () => showMode(tile));
+  return tile;
+}
+
+// "H.264 412 kbit/s" or "JPEG 1650 kbit/s" while the tile plays; the switch is on the camera's page.
+function showMode(tile) {
+  const { picture } = tile;
+  const mode = picture.playing ? picture.mode : null;
+  tile.mode.dataset.mode = mode ?? '';
+  setText(tile.mode, mode ? `${mode === 'h264' ? 'H.264' : 'JPEG'} ${Math.round(picture.bitrate / 1000)} kbit/s` : '');
 }
 
 function status(tile) {
+  showMode(tile);
   const info = cameraStatus(tile.camera);
   const online = info?.online === true;
   tile.el.dataset.state = online ? 'live' : 'offline';

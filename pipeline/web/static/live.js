@@ -1,6 +1,6 @@
 // The camera page's live view: around its <camera-picture>, the status line, the motion badge and
 // boxes, snapshot and full screen. The picture itself plays only while on screen in a visible tab.
-import './camera-picture.js';
+import { CameraPicture } from './camera-picture.js';
 import { cameras, cameraStatus, link, on } from './connection.js';
 import { $, download, fileStamp, setText, toast, withCamera } from './ui.js';
 
@@ -219,11 +219,29 @@ function update() {
   setText($('fps'), fps == null ? '—' : fps.toFixed(1));
   setText($('latency'), latencyMs == null ? '—' : `${Math.round(latencyMs)} ms`);
   setText($('viewers'), viewers == null ? '—' : String(viewers));
+  updateMode();
   $('demo-badge').hidden = !demo;
   $('placeholder').hidden = !!picture.frame;
   setText($('placeholder'), camera && online === false ? `Camera ${camera} is offline.` : 'Waiting for video…');
   $('snapshot-button').disabled = !picture.frame;
   updateMotion();
+}
+
+// Which way the picture comes, H.264 or JPEG, what it costs, and the switch to the other way.
+function updateMode() {
+  const mode = picture.playing ? picture.mode : null;
+  setText($('live-mode'), mode === 'h264' ? 'H.264' : mode === 'jpeg' ? 'JPEG' : '—');
+  $('live-mode').dataset.mode = mode ?? '';
+  setText($('bitrate'), mode ? formatBitrate(picture.bitrate) : '—');
+  const toggle = $('mode-toggle');
+  toggle.hidden = !CameraPicture.h264Supported;
+  const jpeg = CameraPicture.preference === 'jpeg';
+  setText(toggle, jpeg ? 'Use H.264' : 'Use JPEG');
+  toggle.setAttribute('aria-pressed', String(jpeg));
+}
+
+export function formatBitrate(bitsPerSecond) {
+  return `${Math.round(bitsPerSecond / 1000)} kbit/s`;
 }
 
 function updateMotion() {
@@ -239,14 +257,16 @@ function updateMotion() {
 }
 
 // Saves the very picture on screen, named by its capture time, not a newer one fetched from the server.
-function snapshot() {
+// In H.264 mode the video's frame on screen is drawn to a canvas and saved as a JPEG.
+async function snapshot() {
   const shown = picture.frame;
-  if (!shown) {
+  const blob = shown ? await picture.snapshot().catch(() => null) : null;
+  if (!shown || !blob) {
     toast('No picture yet.');
     return;
   }
   const ts = typeof shown.meta?.ts === 'number' ? shown.meta.ts * 1000 : Date.now();
-  const url = URL.createObjectURL(shown.blob);
+  const url = URL.createObjectURL(blob);
   download(url, `${shown.camera ?? camera ?? 'camera'}_${fileStamp(new Date(ts))}.jpg`);
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
   flash();
@@ -319,6 +339,11 @@ export function initLive() {
   on('open', () => {
     lastFrameAt = 0;
     playingSince = Date.now();
+  });
+  picture.addEventListener('mode', update);
+  $('mode-toggle').addEventListener('click', () => {
+    CameraPicture.preference = CameraPicture.preference === 'jpeg' ? 'h264' : 'jpeg';
+    update();
   });
   $('snapshot-button').addEventListener('click', snapshot);
   fsButton.addEventListener('click', () => toggleFullscreen().catch(() => setCovering(true)));
