@@ -10,6 +10,7 @@ The parts are the scripts of bench/, each also runnable alone:
   fanout      the gateway with 1 to 100 viewers, a quarter of them slow
   cameras     1 to 4 cameras, a 1080p30 one beside a small one, shared detector and recorder against one per camera
   preroll     how long a 1080p camera's pre-roll holds up another camera's recording in the shared recorder
+  h264        the H.264 live view against JPEG push: bytes a minute, PSNR, encoder CPU, 20 viewers on one encode
 By default each part gets short durations so that the suite takes a few minutes; --full runs each
 at its own defaults, which takes much longer and is steadier. A part that is missing is skipped
 with a note; one that fails is reported with its output, the others still run, and the exit
@@ -58,6 +59,7 @@ PARTS = (
     Part("fanout", ("--seconds", "4")),
     Part("cameras", ("--seconds", "8")),
     Part("preroll", ("--delays", "1.0")),
+    Part("h264", ("--seconds", "6", "--idle", "3", "--fanout-seconds", "4")),
 )
 
 
