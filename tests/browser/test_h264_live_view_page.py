@@ -14,10 +14,10 @@ from collections.abc import Callable
 from selenium import webdriver
 
 from tests.support.browser import ARTIFACTS, page_state, picture_state, video_frame_pixels
-from tests.support.ports import Ports
+from tests.support.ports import Ports, free_port
 from tests.support.stages import Stage
 from tests.support.waiting import wait_for
-from tests.support.web import gateway_up
+from tests.support.web import gateway_listening, gateway_up
 
 
 def start_pipeline(start_stage: Callable[..., Stage], ports: Ports, encoder: bool = True) -> None:
@@ -109,3 +109,29 @@ def test_the_toggle_forces_jpeg_and_is_remembered(
     wait_for(lambda: picture_state(browser)["mode"] == "h264", 3, "H.264 again")
     wait_for(lambda: picture_state(browser)["decodedFrames"] > 3, 10, "H.264 frames again")
     plays_h264(browser)
+
+
+def test_grid_tiles_play_h264_and_their_label_switches_to_jpeg(
+    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports
+) -> None:
+    endpoints = {camera: f"tcp://127.0.0.1:{free_port()}" for camera in "ab"}
+    start_stage("gateway", "--frames", ",".join(endpoints.values()))
+    start_stage("encoder", "--frames", ",".join(endpoints.values()))
+    for seed, (camera, endpoint) in enumerate(endpoints.items()):
+        start_stage("capture", "--source", "demo", "--camera", camera, "--frames", endpoint,
+                    "--width", "320", "--height", "240", "--fps", "8", "--seed", str(seed))
+    wait_for(gateway_listening(ports.http), 15, "the gateway to listen")
+    browser.get(f"http://127.0.0.1:{ports.http}/")
+    tile = lambda camera: picture_state(browser, f'.tile[data-camera="{camera}"] camera-picture')  # noqa: E731
+    label = lambda camera: browser.find_element("css selector", f'.tile[data-camera="{camera}"] .tile-mode').text  # noqa: E731
+    wait_for(lambda: all((tile(c) or {}).get("decodedFrames", 0) > 3 for c in "ab"), 15, "H.264 in both tiles")
+    assert all(tile(c)["mode"] == "h264" and tile(c)["videoShown"] for c in "ab")
+    wait_for(lambda: all(label(c).startswith("H.264 ") and label(c).endswith(" kbit/s") for c in "ab"), 3,
+             "each tile to say H.264 and its bitrate")
+
+    browser.find_element("css selector", '.tile[data-camera="a"] .tile-mode').click()
+    wait_for(lambda: all(tile(c)["mode"] == "jpeg" for c in "ab"), 3, "JPEG in both tiles")
+    assert page_state(browser)["view"] == "grid", "the label's click opened the camera's page"
+    frames = {c: tile(c)["frames"] for c in "ab"}
+    wait_for(lambda: all(tile(c)["frames"] > frames[c] + 3 for c in "ab"), 10, "JPEG frames in both tiles")
+    wait_for(lambda: all(label(c).startswith("JPEG ") for c in "ab"), 3, "each tile to say JPEG")

@@ -1,7 +1,7 @@
 // The grid: one tile per camera, its live picture with its name and status; a click opens the camera's page.
 // Each tile's <camera-picture> plays only while on screen in a visible tab, so the server sends the
 // frames of the tiles in view and no others.
-import './camera-picture.js';
+import { CameraPicture } from './camera-picture.js';
 import { cameras, cameraStatus, on } from './connection.js';
 import { $, pageUrl, setText } from './ui.js';
 
@@ -38,8 +38,19 @@ function makeTile(camera) {
   const fps = part('span', 'tile-fps');
   const motion = part('span', 'tile-motion', 'Motion');
   const recording = part('span', 'tile-recording', '● REC');
+  // The tile is a link: a click on its mode switches every picture between H.264 and JPEG instead.
   const mode = part('span', 'tile-mode');
-  mode.title = 'How the picture comes (H.264 video or JPEG frames) and its bitrate';
+  mode.setAttribute('role', 'button');
+  mode.tabIndex = 0;
+  const toggle = (e) => {
+    e.preventDefault();
+    e.stopPropagation();
+    CameraPicture.preference = CameraPicture.preference === 'jpeg' ? 'h264' : 'jpeg';
+  };
+  mode.addEventListener('click', toggle);
+  mode.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') toggle(e);
+  });
   bar.append(name, state, motion, recording, mode, fps);
   el.append(frame, bar);
   const tile = { camera, el, picture, frame, demo, note, state, fps, motion, recording, mode };
@@ -53,6 +64,9 @@ function showMode(tile) {
   const { picture } = tile;
   const mode = picture.playing ? picture.mode : null;
   tile.mode.dataset.mode = mode ?? '';
+  tile.mode.hidden = !mode;
+  tile.mode.title = `${mode === 'h264' ? 'H.264 video' : 'JPEG frames'} and the bitrate received. `
+    + `Click to use ${CameraPicture.preference === 'jpeg' ? 'H.264' : 'JPEG'} instead.`;
   setText(tile.mode, mode ? `${mode === 'h264' ? 'H.264' : 'JPEG'} ${Math.round(picture.bitrate / 1000)} kbit/s` : '');
 }
 
