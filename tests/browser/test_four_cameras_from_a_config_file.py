@@ -27,7 +27,7 @@ def test_four_demo_cameras_stream_and_record_each_on_its_own(tmp_path: Path, run
     stages = run_config(config_text({camera: f'source = "demo"\nseed = {i}\nwidth = {w}\nheight = {h}\nfps = 8'
                                      for i, (camera, (w, h)) in enumerate(sizes.items())}, recordings, port))
     assert [s.name for s in stages] == ["capture-porch", "capture-yard", "capture-shed", "capture-drive", "detector",
-                                        "recorder", "gateway", "logger"]
+                                        "recorder", "gateway", "logger", "encoder"]
     for camera, (w, h) in sizes.items():
         wait_for(lambda c=camera, w=w, h=h: snapshot_shape(port, c) == (h, w, 3), 20, f"{camera}'s frames")
     browser.get(f"http://127.0.0.1:{port}/")

@@ -88,7 +88,7 @@ def test_run_starts_every_camera_of_the_config_and_each_fails_alone(tmp_path: Pa
     assert code == 0, output
     assert "exited: capture-porch (terminated by SIGKILL; not expected)" in output, output
     assert "exited: capture-yard" not in output, output
-    for name in ("capture-porch", "capture-yard", "detector", "recorder", "gateway", "logger"):
+    for name in ("capture-porch", "capture-yard", "detector", "recorder", "gateway", "logger", "encoder"):
         assert f"stopped: {name} (exit status 0)" in output, output
 
 

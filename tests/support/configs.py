@@ -36,6 +36,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def config_text(cameras: dict[str, str], recordings: Path, http_port: int) -> str:
     """A config on free ports: the shared endpoints at the top, then each camera's table and frames port."""
     text = (f'events = "tcp://127.0.0.1:{free_port()}"\nrecorder_events = "tcp://127.0.0.1:{free_port()}"\n'
+            f'video = "tcp://127.0.0.1:{free_port()}"\n'
             f'port = {http_port}\nrecordings = "{recordings}"\npre_seconds = 0\npost_seconds = 0\n'
             'stable_frames = 10\n')
     for camera, table in cameras.items():
