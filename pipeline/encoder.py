@@ -3,7 +3,7 @@
 It subscribes to frames and publishes ``video.CAMERA`` messages (docs/protocol.md) on the video
 socket, an XPUB that hands it every subscription: a camera is encoded while some subscriber holds
 a topic its track matches (``video.`` holds them all), from a key frame at its next frame; a
-subscription repeated (a new viewer) asks for a key frame, at most one per KEY_EVERY_S per camera;
+subscription repeated (a new viewer) asks for a key frame, rate-limited per camera (video/demand.py);
 KEEP_S after the last subscriber of a camera left, or died (ZeroMQ unsubscribes it), the camera's
 x264 encoder is freed. x264 costs a few milliseconds a frame, so nobody watching costs nothing
 but receiving the JPEGs. The per-camera work is pipeline/video/h264.py.
@@ -13,73 +13,23 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterable
 
 import zmq
 
 from pipeline.bus import curve
-from pipeline.bus.sockets import FRAME_HWM, Decoder, Heartbeats, receive, subscriber, xpublisher
+from pipeline.bus.sockets import FRAME_HWM, VIDEO_HWM, Decoder, Heartbeats, receive, subscriber, xpublisher
 from pipeline.config.options import Config
-from pipeline.protocol import Frame, frame_topic, video_topic
+from pipeline.protocol import Frame, frame_topic
 from pipeline.stage.cameras import Cameras
 from pipeline.stage.lifecycle import POLL_MS, main
+from pipeline.video.demand import KEEP_S, Demand
 from pipeline.video.h264 import CameraEncoder
 
 OPTIONS = ("frames", "video", "log_level", "log_time", "curve_keys", "insecure_bus")
-# A viewer reloading its page comes back within this long and finds its camera's encoder still open.
-KEEP_S = 10.0
-# Viewers joining together share one forced key frame; a later one waits at most this long for its own.
-KEY_EVERY_S = 0.3
 # A camera that sent no frame for this long is forgotten.
 SILENT_AFTER_S = 10.0
-SUBSCRIBE, UNSUBSCRIBE = 1, 0
 
 log = logging.getLogger("camserver.encoder")
-
-
-class Demand:
-    """Which cameras' tracks are wanted and when a key frame is due, from the XPUB's subscription messages.
-
-    Topics are prefixes as ZeroMQ matches them: ``video.cam0`` wants cam0 (and cam01, whose track
-    it matches too), ``video.`` and the empty topic want every camera, ``stage.`` none.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._asked: dict[bytes, float] = {}  # each held topic: when it was last subscribed to
-        self._keyed: dict[str, float] = {}  # each camera: when its last key frame was asked of the encoder
-        self._unwanted: dict[str, float] = {}  # each open encoder nobody wants: since when
-
-    def note(self, message: bytes) -> None:
-        """Take one message the XPUB received: a (repeated) subscription or the last unsubscription."""
-        if message[:1] == bytes([SUBSCRIBE]):
-            self._asked[message[1:]] = self._clock()
-        elif message[:1] == bytes([UNSUBSCRIBE]):
-            self._asked.pop(message[1:], None)
-
-    def wants(self, camera: str) -> bool:
-        track = video_topic(camera)
-        return any(track.startswith(topic) for topic in self._asked)
-
-    def key_due(self, camera: str) -> bool:
-        """Whether a subscription came since the camera's last key frame was asked for, and it may have one now."""
-        track, now = video_topic(camera), self._clock()
-        asked = max((at for topic, at in self._asked.items() if track.startswith(topic)), default=None)
-        keyed = self._keyed.get(camera, float("-inf"))
-        if asked is None or asked <= keyed or now - keyed < KEY_EVERY_S:
-            return False
-        self._keyed[camera] = now
-        return True
-
-    def idle(self, active: Iterable[str]) -> list[str]:
-        """The cameras among ``active`` (encoders open) that nobody has wanted for KEEP_S: free them."""
-        now = self._clock()
-        self._unwanted = {camera: self._unwanted.get(camera, now) for camera in active if not self.wants(camera)}
-        return [camera for camera, since in self._unwanted.items() if now - since >= KEEP_S]
-
-    def forget(self, camera: str) -> None:
-        self._keyed.pop(camera, None)
 
 
 def run(cfg: Config, stop: threading.Event) -> int:
@@ -89,7 +39,7 @@ def run(cfg: Config, stop: threading.Event) -> int:
     with (
         zmq.Context() as ctx,
         curve.authenticated(ctx, keys),
-        xpublisher(ctx, cfg.video, FRAME_HWM, keys) as video,
+        xpublisher(ctx, cfg.video, VIDEO_HWM, keys) as video,
         subscriber(ctx, cfg.frames, [frame_topic()], FRAME_HWM, keys) as frames,
     ):
         log.info("encoding frames from %s to H.264 on demand, publishing on %s", ",".join(cfg.frames),

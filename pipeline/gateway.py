@@ -14,7 +14,7 @@ import logging
 import zmq
 
 from pipeline.bus.curve import bus_curve
-from pipeline.bus.sockets import EVENT_HWM, FRAME_HWM, Decoder, subscriber
+from pipeline.bus.sockets import EVENT_HWM, FRAME_HWM, VIDEO_HWM, Decoder, subscriber
 from pipeline.config.loading import load_or_exit
 from pipeline.config.options import Config, ConfigError
 from pipeline.protocol import event_topic, frame_topic, stage_topic
@@ -67,7 +67,7 @@ async def serve(cfg: Config) -> int:
     decoder = Decoder(log)
     ctx = zmq.Context()
     # Subscribed to no camera's track until its first H.264 viewer: the subscription is the request.
-    video = subscriber(ctx, cfg.video, [], EVENT_HWM, keys)
+    video = subscriber(ctx, cfg.video, [], VIDEO_HWM, keys)
     tracks = Tracks(VideoSubscriptions(video))
     app = make_app(hub, Library(cfg.recordings), guard, cfg.max_viewers_per_client, decoder, cfg.metrics_token,
                    tracks)

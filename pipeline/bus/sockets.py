@@ -24,6 +24,9 @@ from pipeline.stage.ratelog import RateLimitedLog
 
 FRAME_HWM = 2
 EVENT_HWM = 1000
+# An H.264 track cannot skip: every access unit after a key frame needs the one before. A subscriber
+# that lags holds up to 10 s of a 30 fps track here before ZeroMQ drops (it then waits for a key frame).
+VIDEO_HWM = 300
 
 
 def publisher(ctx: zmq.Context, endpoints: Iterable[str], hwm: int, curve: Curve | None = None) -> zmq.Socket:
