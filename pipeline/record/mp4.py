@@ -10,11 +10,11 @@ classic MP4 (whose index is written last) would not.
 Presentation times come from each frame's capture ``ts`` in milliseconds, so a recording lasts
 as long as the scene did, whatever frames were dropped on the way.
 
-A JPEG already holds Y'CbCr planes, mostly 4:2:0 or 4:2:2, which is nearly what H.264 takes. So
-FFmpeg's own mjpeg decoder hands them over as they are, and one swscale pass makes them 4:2:0 at
-video (limited) range; going through BGR as before cost a colour conversion each way and a copy,
-more than a quarter of a recorded frame at 1080p. The matrix stays JPEG's BT.601 and the file says so, because
-a player that is not told assumes BT.709 for HD and shifts the hues.
+A JPEG already holds Y'CbCr planes, mostly 4:2:0 or 4:2:2, which is nearly what H.264 takes, so
+they are handed over as they are and made 4:2:0 in one pass (pipeline/video/yuv.py); going through
+BGR as before cost a colour conversion each way and a copy, more than a quarter of a recorded frame
+at 1080p. The matrix stays JPEG's BT.601 and the file says so, because a player that is not told
+assumes BT.709 for HD and shifts the hues.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from typing import BinaryIO
 
 import av
 from av.video.frame import PictureType
-from av.video.reformatter import ColorRange, Interpolation, VideoReformatter
+from av.video.reformatter import ColorRange
+
+from pipeline.video.yuv import BT601, JpegPictures
 
 KEYFRAME_EVERY_S = 1.0
 TIME_BASE = Fraction(1, 1000)
@@ -40,8 +42,6 @@ TIME_BASE = Fraction(1, 1000)
 # zerolatency: no lookahead or B-frames, so a frame leaves the encoder as it goes in and a fragment
 # on disk is never more than KEYFRAME_EVERY_S behind the camera.
 ENCODER_OPTIONS = {"preset": "ultrafast", "x264-params": "cabac=1:deblock=0,0", "crf": "23", "tune": "zerolatency"}
-# AVCOL_SPC_BT470BG: the BT.601 matrix of JPEG's Y'CbCr, as FFmpeg's decoder tags it; kept, not converted.
-BT601 = 5
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 
 
@@ -72,15 +72,11 @@ class Mp4Writer:
         # One core per stage: the other belongs to capture, detector and gateway.
         encoder.thread_count = 1
         self._stream.options = dict(encoder_options)
-        self._decoder = av.CodecContext.create("mjpeg", "r")
-        self._decoder.thread_count = 1
-        # A JPEG cut short (a dropped connection) is refused rather than recorded with a grey lower part.
-        self._decoder.options = {"err_detect": "explode"}
-        self._reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
+        self._pictures = JpegPictures()
 
     def write(self, jpeg: bytes, ts: float) -> None:
         """Add one frame captured at ``ts``; ValueError for bytes that are not a JPEG."""
-        frame = self._to_video(self._decode(jpeg))
+        frame = self._pictures.to_420(self._pictures.decode(jpeg), self.size)
         if self.first_ts is None:
             self.first_ts = ts
         # Milliseconds since the first frame; never repeated, because a muxer refuses equal times.
@@ -129,29 +125,6 @@ class Mp4Writer:
         self._release()
         with contextlib.suppress(OSError):
             self.path.unlink(missing_ok=True)
-
-    def _decode(self, jpeg: bytes) -> av.VideoFrame:
-        """The JPEG's own Y'CbCr planes (or grey plane), full range, at its own size."""
-        if not jpeg:  # an empty packet would put the decoder in draining mode for good
-            raise ValueError("frame is empty")
-        try:
-            pictures = self._decoder.decode(av.Packet(jpeg))
-        except av.FFmpegError as exc:
-            raise ValueError(f"frame does not decode as a JPEG: {exc}") from exc
-        if not pictures:
-            raise ValueError("frame does not decode as a JPEG")
-        return pictures[0]
-
-    def _to_video(self, picture: av.VideoFrame) -> av.VideoFrame:
-        """4:2:0 at limited range and the recording's size, in one swscale pass, one thread.
-
-        Only the range changes for a 4:2:0 JPEG; 4:2:2 and 4:4:4 lose chroma resolution, grey gains
-        neutral chroma. A frame of another size (rare) is scaled by area averaging in the same pass.
-        """
-        same_size = (picture.width, picture.height) == self.size
-        return self._reformatter.reformat(
-            picture, *self.size, format="yuv420p", src_color_range=ColorRange.JPEG, dst_color_range=ColorRange.MPEG,
-            interpolation=Interpolation.FAST_BILINEAR if same_size else Interpolation.AREA, threads=1)
 
     def _frame_interval(self) -> float:
         if self.frames < 2 or self.first_ts is None or self.last_ts is None:

@@ -7,9 +7,8 @@ KEYFRAME_EVERY_S of capture time whatever the frame rate, and at once when asked
 joined), so nobody waits a whole GOP. zerolatency and no B-frames: each frame leaves the encoder
 as it goes in, one access unit per frame, so the track is never behind the JPEGs.
 
-The JPEG is decoded as pipeline.record.mp4 does it: FFmpeg's mjpeg decoder hands over its Y'CbCr
-planes, and one swscale pass makes them 4:2:0 at limited range, never going through BGR. The
-matrix stays JPEG's BT.601 and the SPS says so.
+The JPEG is decoded as the recorder does it (pipeline/video/yuv.py), never going through BGR;
+the matrix stays JPEG's BT.601 and the SPS says so.
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ from fractions import Fraction
 
 import av
 from av.video.frame import PictureType
-from av.video.reformatter import ColorRange, Interpolation, VideoReformatter
+from av.video.reformatter import ColorRange
 
 from pipeline.protocol import Frame, Video
-from pipeline.record.mp4 import BT601
 from pipeline.stage.ratelog import RateLimitedLog
 from pipeline.video.nal import NAL_IDR, NAL_PPS, NAL_SPS, nal_type, parse_sps, split_annexb
+from pipeline.video.yuv import BT601, JpegPictures
 
 # A viewer joining between two forced key frames waits at most this long for one anyway.
 KEYFRAME_EVERY_S = 2.0
@@ -55,8 +54,7 @@ class CameraEncoder:
         self._seq = 0
         self._size: tuple[int, int] | None = None
         self._x264: av.VideoCodecContext | None = None
-        self._jpeg: av.VideoCodecContext | None = None
-        self._reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
+        self._jpeg: JpegPictures | None = None
         self._key_wanted = True
         self._last_key_ts = float("-inf")
         self._first_ts = 0.0
@@ -76,7 +74,9 @@ class CameraEncoder:
     def encode(self, frame: Frame) -> list[Video]:
         """The access units of ``frame`` (one, with zerolatency); none for a JPEG that does not decode (warned)."""
         try:
-            picture = self._decode(frame.jpeg)
+            if self._jpeg is None:
+                self._jpeg = JpegPictures()
+            picture = self._jpeg.decode(frame.jpeg)
         except ValueError as exc:
             self._notes.warning("jpeg", "%s: skipping frame %d: %s", self.camera, frame.seq, exc)
             return []
@@ -84,9 +84,7 @@ class CameraEncoder:
         if size != self._size:
             self._open(size, frame.ts)
         assert self._x264 is not None
-        picture = self._reformatter.reformat(
-            picture, *size, format="yuv420p", src_color_range=ColorRange.JPEG, dst_color_range=ColorRange.MPEG,
-            interpolation=Interpolation.FAST_BILINEAR, threads=1)
+        picture = self._jpeg.to_420(picture, size)
         # Milliseconds of capture time, never repeated: x264 refuses a pts that does not grow.
         picture.pts = max(round((frame.ts - self._first_ts) * 1000), self._last_pts + 1)
         picture.time_base = TIME_BASE
@@ -101,23 +99,6 @@ class CameraEncoder:
         """Free the x264 and JPEG decoders (nobody watches); the next frame opens new ones with a key frame."""
         self._x264 = self._jpeg = None
         self._size = None
-
-    def _decode(self, jpeg: bytes) -> av.VideoFrame:
-        """The JPEG's own Y'CbCr planes, full range, at its own size; ValueError if it is none."""
-        if not jpeg:  # an empty packet would put the decoder in draining mode for good
-            raise ValueError("frame is empty")
-        if self._jpeg is None:
-            self._jpeg = av.CodecContext.create("mjpeg", "r")
-            self._jpeg.thread_count = 1
-            # A JPEG cut short is refused rather than encoded with a grey lower part.
-            self._jpeg.options = {"err_detect": "explode"}
-        try:
-            pictures = self._jpeg.decode(av.Packet(jpeg))
-        except av.FFmpegError as exc:
-            raise ValueError(f"it does not decode as a JPEG: {exc}") from exc
-        if not pictures:
-            raise ValueError("it does not decode as a JPEG")
-        return pictures[0]
 
     def _open(self, size: tuple[int, int], ts: float) -> None:
         """A new x264 encoder at ``size``, starting with a key frame: the first, or the source changed size."""

@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.record.mp4 import BT601, KEYFRAME_EVERY_S, Mp4Writer, probe, salvage
+from pipeline.record.mp4 import KEYFRAME_EVERY_S, Mp4Writer, probe, salvage
 from pipeline.video.demo import DemoScene
+from pipeline.video.yuv import BT601
 from tests.support.media import without_huffman_tables
 from tests.support.recordings import fill, small_tmpfs
 
