@@ -15,8 +15,8 @@ Events are published by the detector (and later by other stages), in two parts::
     +---------------------+---------------------------------------------+
     body = {"v": 1, "camera": str, "seq": int, "ts": float, "type": str, ...}
 
-A camera's H.264 track is published by the encoder (or by capture, for a camera that sends H.264
-itself), one access unit per message, in three parts::
+A camera's H.264 track is published by the encoder stage (by capture too, later, for a camera that
+sends H.264 itself), one access unit per message, in three parts::
 
     +---------------------+------------------------------+----------------------------+
     | b"video." + camera  | header: msgpack map          | access unit, Annex B       |
@@ -89,11 +89,11 @@ MAX_TS = 4_102_444_800.0  # 2100-01-01 UTC
 MAX_SIDE = 8192
 MAX_PIXELS = 7680 * 4320  # 8K UHD
 MAX_DATA_DEPTH = 8
+MAX_DATA_ITEMS = 10_000
 # An H.264 access unit at most: an IDR of 8K at a high bitrate stays well under it.
 MAX_ACCESS_UNIT = 8 * 1024 * 1024
 MAX_CONFIG = 4096
 CODEC = re.compile(r"avc1\.[0-9a-f]{6}")
-MAX_DATA_ITEMS = 10_000
 # A heartbeat's counters: few, named for a metric, and whole numbers a Prometheus counter can hold.
 MAX_COUNTERS = 32
 COUNTER_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
