@@ -3,17 +3,21 @@
 What a user sees: the camera page plays the camera as H.264 video (MSE over /api/ws), the video
 advances and its picture changes, the page says "H.264" and the bitrate, at a phone's size too;
 without the encoder the picture falls back to the JPEG push within a few seconds; the toggle forces
-JPEG and is remembered.
+JPEG and is remembered; a snapshot in H.264 mode is a JPEG of the video's frame at its size; a hidden tab
+closes the H.264 socket and the picture plays H.264 again once the tab is visible.
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 
+import cv2
+import numpy as np
 from selenium import webdriver
 
-from tests.support.browser import ARTIFACTS, page_state, picture_state, video_frame_pixels
+from tests.support.browser import ARTIFACTS, js, page_state, picture_state, video_frame_pixels
 from tests.support.ports import Ports, free_port
 from tests.support.stages import Stage
 from tests.support.waiting import wait_for
@@ -135,3 +139,88 @@ def test_grid_tiles_play_h264_and_their_label_switches_to_jpeg(
     frames = {c: tile(c)["frames"] for c in "ab"}
     wait_for(lambda: all(tile(c)["frames"] > frames[c] + 3 for c in "ab"), 10, "JPEG frames in both tiles")
     wait_for(lambda: all(label(c).startswith("JPEG ") for c in "ab"), 3, "each tile to say JPEG")
+
+
+# The picture's H.264 sockets as the page opens them (/api/ws only), and while the tab is hidden a sample
+# every 250 ms (as throttled as a hidden tab's timers are) of what the picture does: a hidden tab cannot
+# be read from the test without bringing it to the front.
+WATCH_SOCKETS = """
+window.__mse = [];
+window.__hiddenSamples = [];
+const Native = window.WebSocket;
+window.WebSocket = class extends Native {
+  constructor(url, protocols) {
+    super(url, protocols);
+    if (String(url).includes('/api/ws')) window.__mse.push(this);
+  }
+};
+window.__openMse = () => window.__mse.filter((ws) => ws.readyState <= 1).length;
+setInterval(() => {
+  if (!document.hidden) return;
+  const live = document.getElementById('live');
+  window.__hiddenSamples.push({ playing: live?.playing, open: window.__openMse(), sockets: window.__mse.length });
+}, 250);
+"""
+
+
+def snapshot_jpeg(browser: webdriver.Chrome) -> bytes:
+    """The bytes of the live picture's snapshot() Blob (read in the page as base64)."""
+    encoded = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "document.getElementById('live').snapshot().then((blob) => {"
+        "  if (!blob) { done(null); return; }"
+        "  const reader = new FileReader();"
+        "  reader.onload = () => done([blob.type, reader.result.split(',')[1]]);"
+        "  reader.readAsDataURL(blob); }).catch((err) => done(String(err)));")
+    assert isinstance(encoded, list), encoded
+    kind, data = encoded
+    assert kind == "image/jpeg", kind
+    return base64.b64decode(data)
+
+
+def test_a_snapshot_in_h264_mode_is_a_jpeg_of_the_video(
+    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports
+) -> None:
+    start_pipeline(start_stage, ports)
+    browser.get(f"http://127.0.0.1:{ports.http}/")
+    wait_for(lambda: picture_state(browser)["decodedFrames"] > 5, 15, "H.264 frames")
+    assert picture_state(browser)["mode"] == "h264"
+    wait_for(lambda: browser.find_element("id", "snapshot-button").is_enabled(), 5, "the snapshot button enabled")
+    data = snapshot_jpeg(browser)
+    assert data[:3] == b"\xff\xd8\xff", data[:8]
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape == (480, 640, 3), None if image is None else image.shape
+    assert float(image.std()) > 10, "the snapshot is a blank picture"
+    # The video's frame, not something else: the snapshot looks like what the <video> shows.
+    shown = np.array(video_frame_pixels(browser), np.float32).reshape(120, 160)
+    small = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (160, 120), interpolation=cv2.INTER_AREA)
+    assert float(np.abs(small.astype(np.float32) - shown).mean()) < 20
+    assert picture_state(browser)["mode"] == "h264", "taking a snapshot left H.264"
+
+
+def test_a_hidden_tab_closes_the_h264_socket_and_plays_again_when_visible(
+    browser: webdriver.Chrome, start_stage: Callable[..., Stage], ports: Ports
+) -> None:
+    start_pipeline(start_stage, ports)
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_SOCKETS})
+    browser.get(f"http://127.0.0.1:{ports.http}/")
+    wait_for(lambda: picture_state(browser)["decodedFrames"] > 5, 15, "H.264 frames")
+    assert picture_state(browser)["mode"] == "h264" and js(browser, "window.__openMse()") == 1
+    sockets = js(browser, "window.__mse.length")
+
+    page = browser.current_window_handle
+    browser.switch_to.new_window("tab")  # another tab in front: the page's tab is hidden
+    time.sleep(2.5)
+    browser.close()
+    browser.switch_to.window(page)
+    samples = js(browser, "window.__hiddenSamples")
+    assert samples, "no sample while the tab was hidden"
+    assert all(not s["playing"] and s["open"] == 0 for s in samples), samples
+    assert samples[-1]["sockets"] == sockets, "a new H.264 socket opened while hidden"
+
+    wait_for(lambda: js(browser, "window.__openMse()") == 1 and picture_state(browser)["playing"], 5,
+             "a new H.264 socket once the tab is visible")
+    assert js(browser, "window.__mse.length") == sockets + 1
+    wait_for(lambda: picture_state(browser)["currentTime"] > 0.5, 10, "the video to advance again")
+    plays_h264(browser, 2.0)
+
